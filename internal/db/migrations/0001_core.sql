@@ -11,12 +11,9 @@ CREATE TABLE contacts (
     created_at         timestamptz NOT NULL DEFAULT now()
 );
 
--- ticket_counters hands out ticket numbers per key prefix; the row lock taken by
--- INSERT .. ON CONFLICT DO UPDATE serialises concurrent creators.
-CREATE TABLE ticket_counters (
-    prefix      text PRIMARY KEY,
-    last_number bigint NOT NULL
-);
+-- Ticket numbers come from one sequence shared by all key prefixes (SD-1000, CHG-1001, ...):
+-- nextval never blocks concurrent creators, and a rolled-back creation only leaves a gap.
+CREATE SEQUENCE ticket_number_seq START 1000;
 
 CREATE TABLE tickets (
     id                 bigserial PRIMARY KEY,

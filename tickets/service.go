@@ -1,0 +1,587 @@
+package tickets
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Mailer is told about every ticket change inside the use case's transaction, so that the mail the
+// change causes (acknowledgements, notifications) is written to the outbox in the same commit.
+// An error aborts the whole use case.
+type Mailer interface {
+	TicketChanged(ctx context.Context, tx pgx.Tx, c Change) error
+}
+
+// Change describes one use case's effect, handed to the Mailer.
+type Change struct {
+	Ticket  *Ticket  // state after the change
+	Before  *Ticket  // state before the change; nil for a created ticket
+	Event   Event    // the event the use case wrote
+	Message *Message // the message the change added, if any
+}
+
+// Options configure a Service. Zero values are valid.
+type Options struct {
+	Mailer Mailer           // nil: no mail is caused
+	Now    func() time.Time // injected clock; time.Now when nil
+	// Committed is called after a transaction commits, once per event it wrote (metrics, logs).
+	Committed func(Event)
+}
+
+// Service runs the ticket use cases. Each use case runs in one transaction, writes exactly one
+// event and lets the Mailer enqueue the mail it causes in that transaction.
+type Service struct {
+	pool *pgxpool.Pool
+	opts Options
+}
+
+// NewService returns a Service over pool.
+func NewService(pool *pgxpool.Pool, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{pool: pool, opts: opts}
+}
+
+// Store returns a Store reading through the service's pool.
+func (s *Service) Store() *Store { return NewPoolStore(s.pool) }
+
+// Now returns the service clock's current time.
+func (s *Service) Now() time.Time { return s.opts.Now() }
+
+// Do runs fn in one transaction: every use case called on the Tx commits together or not at all.
+func (s *Service) Do(ctx context.Context, fn func(tx *Tx) error) error {
+	pgtx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer pgtx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	tx := &Tx{s: s, tx: pgtx, now: s.opts.Now().UTC()}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := pgtx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if s.opts.Committed != nil {
+		for _, e := range tx.events {
+			s.opts.Committed(e)
+		}
+	}
+	return nil
+}
+
+// Run is Do for a use case with a result.
+func Run[T any](ctx context.Context, s *Service, fn func(tx *Tx) (T, error)) (T, error) {
+	var out T
+	err := s.Do(ctx, func(tx *Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
+
+// Tx is one open transaction of the Service; its methods are the use cases.
+type Tx struct {
+	s      *Service
+	tx     pgx.Tx
+	now    time.Time
+	events []Event
+}
+
+// PG returns the underlying transaction, so other stores (raw mail, outbox) join the same commit.
+func (t *Tx) PG() pgx.Tx { return t.tx }
+
+// Store returns a Store that reads through this transaction (it sees uncommitted writes).
+func (t *Tx) Store() *Store { return NewStore(t.tx) }
+
+// Now is the transaction's timestamp (the service clock at Begin, UTC).
+func (t *Tx) Now() time.Time { return t.now }
+
+// NewTicket is the input of Create.
+type NewTicket struct {
+	Prefix        string // key prefix of the queue, e.g. "SD"
+	Queue         string
+	Kind          Kind
+	Priority      Priority
+	Requester     string // address; stored lower-case
+	RequesterName string
+	Language      string
+	Subject       string
+	Message       *Message // the first message; nil for a ticket opened without mail
+	Watchers      []string // addresses added as watchers
+	FollowUpOf    int64    // a closed ticket this one follows up (linked follow_up), 0 for none
+	Actor         Actor
+	Why           string
+}
+
+// Create opens a ticket from a message: ticket, requester contact and participant, watchers, the
+// message and its attachments, a follow-up link, and one "created" event.
+func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error) {
+	if in.Prefix == "" || in.Queue == "" || in.Requester == "" {
+		return nil, nil, fmt.Errorf("create ticket: %w: prefix, queue and requester are required", ErrInvalid)
+	}
+	if _, err := ParseKind(string(in.Kind)); err != nil {
+		return nil, nil, fmt.Errorf("create ticket: %w", err)
+	}
+	if _, err := ParsePriority(string(in.Priority)); err != nil {
+		return nil, nil, fmt.Errorf("create ticket: %w", err)
+	}
+	requester := strings.ToLower(strings.TrimSpace(in.Requester))
+	if err := upsertContact(ctx, t.tx, requester, in.RequesterName, in.Language); err != nil {
+		return nil, nil, err
+	}
+	subject := strings.TrimSpace(in.Subject)
+	if subject == "" {
+		subject = "(no subject)"
+	}
+	tk, err := scanTicket(t.tx.QueryRow(ctx, `
+		WITH n AS (SELECT nextval('ticket_number_seq') AS number)
+		INSERT INTO tickets (prefix, number, key, kind, status, priority, queue, requester, subject, language, created_at, updated_at)
+		SELECT $1, n.number, $1 || '-' || n.number, $2, 'new', $3, $4, $5, $6, $7, $8, $8 FROM n
+		RETURNING `+ticketColumns,
+		in.Prefix, in.Kind, in.Priority, in.Queue, requester, subject, in.Language, t.now))
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert ticket: %w", err)
+	}
+	if err := addParticipant(ctx, t.tx, tk.ID, requester, RoleRequester, t.now); err != nil {
+		return nil, nil, err
+	}
+	for _, w := range in.Watchers {
+		w = strings.ToLower(strings.TrimSpace(w))
+		if w == "" || w == requester {
+			continue
+		}
+		if err := upsertContact(ctx, t.tx, w, "", ""); err != nil {
+			return nil, nil, err
+		}
+		if err := addParticipant(ctx, t.tx, tk.ID, w, RoleWatcher, t.now); err != nil {
+			return nil, nil, err
+		}
+	}
+	var msg *Message
+	if in.Message != nil {
+		m := *in.Message
+		m.TicketID = tk.ID
+		if err := insertMessage(ctx, t.tx, &m, t.now); err != nil {
+			return nil, nil, err
+		}
+		msg = &m
+	}
+	if in.FollowUpOf != 0 {
+		if err := insertLink(ctx, t.tx, tk.ID, in.FollowUpOf, LinkFollowUp, t.now); err != nil {
+			return nil, nil, err
+		}
+	}
+	ev := Event{TicketID: tk.ID, Actor: in.Actor, Kind: EventCreated, After: string(tk.Status), Why: in.Why}
+	if msg != nil {
+		ev.MessageID = &msg.ID
+	}
+	if err := t.record(ctx, Change{Ticket: tk, Event: ev, Message: msg}); err != nil {
+		return nil, nil, err
+	}
+	return tk, msg, nil
+}
+
+// AppendMessage adds a mail to a ticket. An inbound public message from the requester reopens a
+// pending or resolved ticket (recorded as before/after on the one event); a closed ticket refuses it
+// with ErrTransition (mail-in opens a follow-up ticket instead). An outbound public message by an agent
+// sets the first response time and moves a new ticket to open.
+func (t *Tx) AppendMessage(ctx context.Context, ticketID int64, m Message, actor Actor, why string) (*Message, error) {
+	before, err := lockTicket(ctx, t.tx, ticketID)
+	if err != nil {
+		return nil, err
+	}
+	after := *before
+	switch {
+	case m.Direction == Inbound && m.Visibility == Public && actor.Kind == ActorUser &&
+		strings.EqualFold(actor.Name, before.Requester):
+		next, ok := AfterRequesterReply(before.Status)
+		if !ok {
+			return nil, fmt.Errorf("append message to %s: %w: ticket is closed", before.Key, ErrTransition)
+		}
+		after.Status = next
+	case m.Direction == Outbound && m.Visibility == Public && actor.Kind == ActorAgent:
+		if after.FirstResponseAt == nil {
+			now := t.now
+			after.FirstResponseAt = &now
+		}
+		if after.Status == StatusNew {
+			after.Status = StatusOpen
+		}
+	case before.Status == StatusClosed && m.Visibility == Public && m.Direction == Inbound && m.Class == "normal":
+		return nil, fmt.Errorf("append message to %s: %w: ticket is closed", before.Key, ErrTransition)
+	}
+	m.TicketID = ticketID
+	if err := insertMessage(ctx, t.tx, &m, t.now); err != nil {
+		return nil, err
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE tickets SET status = $2, first_response_at = $3, updated_at = $4,
+		resolved_at = CASE WHEN $2 = 'open' THEN NULL ELSE resolved_at END WHERE id = $1`,
+		ticketID, after.Status, after.FirstResponseAt, t.now); err != nil {
+		return nil, fmt.Errorf("update ticket %s: %w", before.Key, err)
+	}
+	after.UpdatedAt = t.now
+	if after.Status == StatusOpen {
+		after.ResolvedAt = nil
+	}
+	ev := Event{TicketID: ticketID, Actor: actor, Kind: EventMessage, Why: why, MessageID: &m.ID}
+	if after.Status != before.Status {
+		ev.Before, ev.After = string(before.Status), string(after.Status)
+	}
+	if err := t.record(ctx, Change{Ticket: &after, Before: before, Event: ev, Message: &m}); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// AddNote adds an internal note (visible to agents only) to a ticket.
+func (t *Tx) AddNote(ctx context.Context, ticketID int64, actor Actor, text string, attachments []Attachment) (*Message, error) {
+	if strings.TrimSpace(text) == "" && len(attachments) == 0 {
+		return nil, fmt.Errorf("add note: %w: empty note", ErrInvalid)
+	}
+	before, err := lockTicket(ctx, t.tx, ticketID)
+	if err != nil {
+		return nil, err
+	}
+	m := Message{TicketID: ticketID, Direction: Inbound, Visibility: Internal, Class: "note", AuthorKind: actor.Kind,
+		Author: actor.Name, MessageID: fmt.Sprintf("note.%d.%d@deskd.invalid", ticketID, t.now.UnixNano()),
+		Text: text, VisibleText: text, Attachments: attachments}
+	if err := insertMessage(ctx, t.tx, &m, t.now); err != nil {
+		return nil, err
+	}
+	if err := touch(ctx, t.tx, ticketID, t.now); err != nil {
+		return nil, err
+	}
+	ev := Event{TicketID: ticketID, Actor: actor, Kind: EventNote, MessageID: &m.ID}
+	if err := t.record(ctx, Change{Ticket: before, Before: before, Event: ev, Message: &m}); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// ChangeStatus moves a ticket to status to if the state machine allows it (ErrTransition otherwise,
+// ErrNoChange when it is already there).
+func (t *Tx) ChangeStatus(ctx context.Context, ticketID int64, to Status, actor Actor, why string) (*Ticket, error) {
+	if _, err := ParseStatus(string(to)); err != nil {
+		return nil, err
+	}
+	return t.update(ctx, ticketID, actor, why, EventStatus, func(tk *Ticket) (string, string, error) {
+		if tk.Status == to {
+			return "", "", fmt.Errorf("%s is already %s: %w", tk.Key, to, ErrNoChange)
+		}
+		if !CanTransition(tk.Status, to) {
+			return "", "", fmt.Errorf("%s from %s to %s: %w", tk.Key, tk.Status, to, ErrTransition)
+		}
+		from := tk.Status
+		tk.Status = to
+		now := t.now
+		switch to {
+		case StatusResolved:
+			tk.ResolvedAt = &now
+		case StatusClosed:
+			tk.ClosedAt = &now
+			if tk.ResolvedAt == nil {
+				tk.ResolvedAt = &now
+			}
+		case StatusOpen:
+			tk.ResolvedAt = nil
+		}
+		return string(from), string(to), nil
+	})
+}
+
+// SetPriority changes a ticket's priority.
+func (t *Tx) SetPriority(ctx context.Context, ticketID int64, p Priority, actor Actor, why string) (*Ticket, error) {
+	if _, err := ParsePriority(string(p)); err != nil {
+		return nil, err
+	}
+	return t.update(ctx, ticketID, actor, why, EventPriority, func(tk *Ticket) (string, string, error) {
+		if tk.Priority == p {
+			return "", "", fmt.Errorf("%s already has priority %s: %w", tk.Key, p, ErrNoChange)
+		}
+		from := tk.Priority
+		tk.Priority = p
+		return string(from), string(p), nil
+	})
+}
+
+// Assign sets a ticket's assignee (an agent name; "" unassigns) and adds the agent's address as an
+// agent participant when agentEmail is given.
+func (t *Tx) Assign(ctx context.Context, ticketID int64, agent, agentEmail string, actor Actor, why string) (*Ticket, error) {
+	tk, err := t.update(ctx, ticketID, actor, why, EventAssignee, func(tk *Ticket) (string, string, error) {
+		if tk.Assignee == agent {
+			return "", "", fmt.Errorf("%s is already assigned to %q: %w", tk.Key, agent, ErrNoChange)
+		}
+		from := tk.Assignee
+		tk.Assignee = agent
+		return from, agent, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if agentEmail != "" {
+		email := strings.ToLower(agentEmail)
+		if err := upsertContact(ctx, t.tx, email, "", ""); err != nil {
+			return nil, err
+		}
+		if err := addParticipant(ctx, t.tx, ticketID, email, RoleAgent, t.now); err != nil {
+			return nil, err
+		}
+	}
+	return tk, nil
+}
+
+// MoveQueue moves a ticket to another queue (its key keeps its prefix).
+func (t *Tx) MoveQueue(ctx context.Context, ticketID int64, queue string, actor Actor, why string) (*Ticket, error) {
+	if queue == "" {
+		return nil, fmt.Errorf("move queue: %w: empty queue", ErrInvalid)
+	}
+	return t.update(ctx, ticketID, actor, why, EventQueue, func(tk *Ticket) (string, string, error) {
+		if tk.Queue == queue {
+			return "", "", fmt.Errorf("%s is already in queue %s: %w", tk.Key, queue, ErrNoChange)
+		}
+		from := tk.Queue
+		tk.Queue = queue
+		return from, queue, nil
+	})
+}
+
+// SetKind changes a ticket's kind (incident, request, problem, change).
+func (t *Tx) SetKind(ctx context.Context, ticketID int64, k Kind, actor Actor, why string) (*Ticket, error) {
+	if _, err := ParseKind(string(k)); err != nil {
+		return nil, err
+	}
+	return t.update(ctx, ticketID, actor, why, EventKindChanged, func(tk *Ticket) (string, string, error) {
+		if tk.Kind == k {
+			return "", "", fmt.Errorf("%s is already a %s: %w", tk.Key, k, ErrNoChange)
+		}
+		from := tk.Kind
+		tk.Kind = k
+		return string(from), string(k), nil
+	})
+}
+
+// Link relates ticket from to ticket to; the event is written on from. Linking twice is ErrNoChange.
+func (t *Tx) Link(ctx context.Context, from, to int64, kind LinkKind, actor Actor, why string) error {
+	if _, err := ParseLinkKind(string(kind)); err != nil {
+		return err
+	}
+	if from == to {
+		return fmt.Errorf("link ticket to itself: %w", ErrInvalid)
+	}
+	src, err := lockTicket(ctx, t.tx, from)
+	if err != nil {
+		return err
+	}
+	dst, err := NewStore(t.tx).Ticket(ctx, to)
+	if err != nil {
+		return err
+	}
+	tag, err := t.tx.Exec(ctx, `INSERT INTO ticket_links (from_ticket, to_ticket, kind, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, from, to, kind, t.now)
+	if err != nil {
+		return fmt.Errorf("link %s to %s: %w", src.Key, dst.Key, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s is already linked to %s as %s: %w", src.Key, dst.Key, kind, ErrNoChange)
+	}
+	ev := Event{TicketID: from, Actor: actor, Kind: EventLinked, After: string(kind) + " " + dst.Key, Why: why}
+	return t.record(ctx, Change{Ticket: src, Before: src, Event: ev})
+}
+
+// AddWatcher adds an address as a watcher (ErrNoChange when it already is one).
+func (t *Tx) AddWatcher(ctx context.Context, ticketID int64, email string, actor Actor, why string) error {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return fmt.Errorf("add watcher: %w: empty address", ErrInvalid)
+	}
+	tk, err := lockTicket(ctx, t.tx, ticketID)
+	if err != nil {
+		return err
+	}
+	if err := upsertContact(ctx, t.tx, email, "", ""); err != nil {
+		return err
+	}
+	tag, err := t.tx.Exec(ctx, `INSERT INTO participants (ticket_id, email, role, added_at) VALUES ($1, $2, 'watcher', $3)
+		ON CONFLICT DO NOTHING`, ticketID, email, t.now)
+	if err != nil {
+		return fmt.Errorf("add watcher to %s: %w", tk.Key, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s already watches %s: %w", email, tk.Key, ErrNoChange)
+	}
+	return t.record(ctx, Change{Ticket: tk, Before: tk, Event: Event{TicketID: ticketID, Actor: actor, Kind: EventWatcherAdded, After: email, Why: why}})
+}
+
+// RemoveWatcher removes a watcher (ErrNotFound when the address does not watch the ticket).
+func (t *Tx) RemoveWatcher(ctx context.Context, ticketID int64, email string, actor Actor, why string) error {
+	email = strings.ToLower(strings.TrimSpace(email))
+	tk, err := lockTicket(ctx, t.tx, ticketID)
+	if err != nil {
+		return err
+	}
+	tag, err := t.tx.Exec(ctx, `DELETE FROM participants WHERE ticket_id = $1 AND email = $2 AND role = 'watcher'`, ticketID, email)
+	if err != nil {
+		return fmt.Errorf("remove watcher from %s: %w", tk.Key, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s does not watch %s: %w", email, tk.Key, ErrNotFound)
+	}
+	return t.record(ctx, Change{Ticket: tk, Before: tk, Event: Event{TicketID: ticketID, Actor: actor, Kind: EventWatcherRemoved, Before: email, Why: why}})
+}
+
+// RecordEvent appends an event written by another package (mailout, sla, mail-in classification)
+// inside this transaction. The Mailer is not called for it.
+func (t *Tx) RecordEvent(ctx context.Context, e Event) error {
+	if e.At.IsZero() {
+		e.At = t.now
+	}
+	return t.insertEvent(ctx, &e)
+}
+
+// update runs one field change: lock, mutate, persist, event, mail.
+func (t *Tx) update(ctx context.Context, ticketID int64, actor Actor, why string, kind EventKind,
+	mutate func(*Ticket) (before, after string, err error)) (*Ticket, error) {
+	before, err := lockTicket(ctx, t.tx, ticketID)
+	if err != nil {
+		return nil, err
+	}
+	after := *before
+	from, to, err := mutate(&after)
+	if err != nil {
+		return nil, err
+	}
+	after.UpdatedAt = t.now
+	var assignee *string
+	if after.Assignee != "" {
+		assignee = &after.Assignee
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE tickets SET status = $2, priority = $3, assignee = $4, queue = $5, kind = $6,
+		resolved_at = $7, closed_at = $8, updated_at = $9 WHERE id = $1`,
+		ticketID, after.Status, after.Priority, assignee, after.Queue, after.Kind, after.ResolvedAt, after.ClosedAt, t.now); err != nil {
+		return nil, fmt.Errorf("update ticket %s: %w", before.Key, err)
+	}
+	ev := Event{TicketID: ticketID, Actor: actor, Kind: kind, Before: from, After: to, Why: why}
+	if err := t.record(ctx, Change{Ticket: &after, Before: before, Event: ev}); err != nil {
+		return nil, err
+	}
+	return &after, nil
+}
+
+// record writes the change's event and hands the change to the Mailer.
+func (t *Tx) record(ctx context.Context, c Change) error {
+	if err := t.insertEvent(ctx, &c.Event); err != nil {
+		return err
+	}
+	if t.s.opts.Mailer != nil {
+		if err := t.s.opts.Mailer.TicketChanged(ctx, t.tx, c); err != nil {
+			return fmt.Errorf("enqueue mail for %s: %w", c.Ticket.Key, err)
+		}
+	}
+	return nil
+}
+
+func (t *Tx) insertEvent(ctx context.Context, e *Event) error {
+	if e.At.IsZero() {
+		e.At = t.now
+	}
+	if err := t.tx.QueryRow(ctx, `INSERT INTO events (ticket_id, at, actor_kind, actor, kind, before, after, why, message_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		e.TicketID, e.At, e.Actor.Kind, e.Actor.Name, e.Kind, e.Before, e.After, e.Why, e.MessageID).Scan(&e.ID); err != nil {
+		return fmt.Errorf("insert %s event: %w", e.Kind, err)
+	}
+	t.events = append(t.events, *e)
+	return nil
+}
+
+func touch(ctx context.Context, tx pgx.Tx, ticketID int64, now time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE tickets SET updated_at = $2 WHERE id = $1`, ticketID, now); err != nil {
+		return fmt.Errorf("touch ticket %d: %w", ticketID, err)
+	}
+	return nil
+}
+
+func upsertContact(ctx context.Context, tx pgx.Tx, email, name, lang string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO contacts (email, name, language) VALUES ($1, $2, $3)
+		ON CONFLICT (email) DO UPDATE SET
+			name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
+			language = CASE WHEN excluded.language <> '' THEN excluded.language ELSE contacts.language END
+		WHERE (excluded.name <> '' AND excluded.name <> contacts.name)
+		   OR (excluded.language <> '' AND excluded.language <> contacts.language)`, email, name, lang); err != nil {
+		return fmt.Errorf("upsert contact %s: %w", email, err)
+	}
+	return nil
+}
+
+func addParticipant(ctx context.Context, tx pgx.Tx, ticketID int64, email string, role Role, now time.Time) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO participants (ticket_id, email, role, added_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, ticketID, email, role, now); err != nil {
+		return fmt.Errorf("add %s %s: %w", role, email, err)
+	}
+	return nil
+}
+
+func insertLink(ctx context.Context, tx pgx.Tx, from, to int64, kind LinkKind, now time.Time) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO ticket_links (from_ticket, to_ticket, kind, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, from, to, kind, now); err != nil {
+		return fmt.Errorf("link ticket %d to %d: %w", from, to, err)
+	}
+	return nil
+}
+
+// ErrDuplicateMail: the raw mail is already a message (unique raw_mail_id); ingest treats it as done.
+var ErrDuplicateMail = errors.New("raw mail already ingested")
+
+func insertMessage(ctx context.Context, tx pgx.Tx, m *Message, now time.Time) error {
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now
+	}
+	if m.Class == "" {
+		m.Class = "normal"
+	}
+	if m.References == nil {
+		m.References = []string{}
+	}
+	err := tx.QueryRow(ctx, `INSERT INTO messages (ticket_id, raw_mail_id, direction, visibility, class, author_kind, author,
+		message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text, body_html,
+		thread_reason, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, '{}'::text[]), coalesce($14, '{}'::text[]), $15, $16, $17, $18, $19, $20)
+		ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id`,
+		m.TicketID, m.RawMailID, m.Direction, m.Visibility, m.Class, m.AuthorKind, m.Author, m.MessageID, m.InReplyTo,
+		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, m.VisibleText, m.HTML, m.ThreadReason,
+		m.CreatedAt).Scan(&m.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrDuplicateMail
+	}
+	if err != nil {
+		return fmt.Errorf("insert message: %w", err)
+	}
+	for i := range m.Attachments {
+		a := &m.Attachments[i]
+		sum := sha256.Sum256(a.Data)
+		a.SHA256 = sum[:]
+		a.Size = int64(len(a.Data))
+		if _, err := tx.Exec(ctx, `INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			a.SHA256, a.Size, a.Data); err != nil {
+			return fmt.Errorf("store attachment %q: %w", a.Filename, err)
+		}
+		if a.ContentType == "" {
+			a.ContentType = "application/octet-stream"
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO attachments (message_id, sha256, filename, content_type, content_id, inline, size)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+			m.ID, a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size).Scan(&a.ID); err != nil {
+			return fmt.Errorf("insert attachment %q: %w", a.Filename, err)
+		}
+	}
+	return nil
+}

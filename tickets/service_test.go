@@ -1,0 +1,413 @@
+package tickets_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/deskd/deskd/internal/testdb"
+	"github.com/deskd/deskd/tickets"
+)
+
+var (
+	requester = tickets.Actor{Kind: tickets.ActorUser, Name: "alice@example.com"}
+	agent     = tickets.Actor{Kind: tickets.ActorAgent, Name: "ana"}
+	fixedNow  = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+)
+
+func newService(t *testing.T, opts tickets.Options) (*tickets.Service, *pgxpool.Pool) {
+	t.Helper()
+	pool := testdb.New(t)
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return fixedNow }
+	}
+	return tickets.NewService(pool, opts), pool
+}
+
+func create(t *testing.T, ctx context.Context, svc *tickets.Service, subject string) *tickets.Ticket {
+	t.Helper()
+	tk, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Ticket, error) {
+		tk, _, err := tx.Create(ctx, tickets.NewTicket{
+			Prefix: "SD", Queue: "support", Kind: tickets.KindIncident, Priority: tickets.P3,
+			Requester: "Alice@Example.com", RequesterName: "Alice", Subject: subject,
+			Message: &tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
+				Author: "alice@example.com", MessageID: "m1-" + subject + "@example.com", From: "alice@example.com",
+				Subject: subject, Text: "it broke", VisibleText: "it broke",
+				Attachments: []tickets.Attachment{{Filename: "log.txt", ContentType: "text/plain", Data: []byte("boom")}}},
+			Watchers: []string{"bob@example.com"},
+			Actor:    requester, Why: "new mail",
+		})
+		return tk, err
+	})
+	if err != nil {
+		t.Fatalf("create ticket: %v", err)
+	}
+	return tk
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool, table string) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
+
+func TestCreateWritesTicketMessageParticipantsAndOneEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, pool := newService(t, tickets.Options{})
+	tk := create(t, ctx, svc, "VPN is down")
+	if tk.Key != fmt.Sprintf("SD-%d", tk.Number) || tk.Number < 1000 {
+		t.Errorf("key %q number %d: want SD-<number>, number from 1000", tk.Key, tk.Number)
+	}
+	if tk.Status != tickets.StatusNew || tk.Requester != "alice@example.com" {
+		t.Errorf("status %s requester %s: want new, lower-cased requester", tk.Status, tk.Requester)
+	}
+	st := svc.Store()
+	msgs, err := st.Messages(ctx, tk.ID)
+	if err != nil || len(msgs) != 1 || len(msgs[0].Attachments) != 1 || msgs[0].Attachments[0].Size != 4 {
+		t.Fatalf("messages: %v %+v", err, msgs)
+	}
+	data, err := st.AttachmentData(ctx, msgs[0].Attachments[0].SHA256)
+	if err != nil || string(data) != "boom" {
+		t.Errorf("attachment data %q %v", data, err)
+	}
+	parts, err := st.Participants(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []tickets.Participant{{Email: "alice@example.com", Role: tickets.RoleRequester}, {Email: "bob@example.com", Role: tickets.RoleWatcher}}
+	if fmt.Sprint(parts) != fmt.Sprint(want) {
+		t.Errorf("participants %v, want %v", parts, want)
+	}
+	evs, err := st.Events(ctx, tk.ID)
+	if err != nil || len(evs) != 1 || evs[0].Kind != tickets.EventCreated || evs[0].Actor != requester || evs[0].MessageID == nil {
+		t.Errorf("events %v %+v: want one created event by the requester", err, evs)
+	}
+	got, err := st.TicketByKey(ctx, "sd-"+fmt.Sprint(tk.Number))
+	if err != nil || got.ID != tk.ID {
+		t.Errorf("TicketByKey: %v %v", got, err)
+	}
+	byMID, matched, err := st.TicketByMessageID(ctx, []string{"nope@x", "m1-vpn is down@example.com", "m1-VPN is down@example.com"})
+	if err != nil || byMID.ID != tk.ID || matched != "m1-VPN is down@example.com" {
+		t.Errorf("TicketByMessageID: %v %q %v", byMID, matched, err)
+	}
+	if countRows(t, pool, "contacts") != 2 {
+		t.Errorf("contacts: want requester and watcher")
+	}
+}
+
+func TestNotFoundIsAnError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _ := newService(t, tickets.Options{})
+	if _, err := svc.Store().Ticket(ctx, 42); !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("Ticket(42): %v, want ErrNotFound", err)
+	}
+	if _, err := svc.Store().TicketByKey(ctx, "SD-1"); !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("TicketByKey: %v, want ErrNotFound", err)
+	}
+	err := svc.Do(ctx, func(tx *tickets.Tx) error {
+		_, err := tx.ChangeStatus(ctx, 42, tickets.StatusOpen, agent, "")
+		return err
+	})
+	if !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("ChangeStatus on missing ticket: %v, want ErrNotFound", err)
+	}
+}
+
+// forceStatus walks a fresh ticket to status s through allowed transitions.
+func forceStatus(t *testing.T, ctx context.Context, svc *tickets.Service, id int64, s tickets.Status) {
+	t.Helper()
+	path := map[tickets.Status][]tickets.Status{
+		tickets.StatusNew:      nil,
+		tickets.StatusOpen:     {tickets.StatusOpen},
+		tickets.StatusPending:  {tickets.StatusPending},
+		tickets.StatusResolved: {tickets.StatusResolved},
+		tickets.StatusClosed:   {tickets.StatusClosed},
+	}[s]
+	for _, step := range path {
+		if err := svc.Do(ctx, func(tx *tickets.Tx) error {
+			_, err := tx.ChangeStatus(ctx, id, step, agent, "setup")
+			return err
+		}); err != nil {
+			t.Fatalf("setup %s: %v", step, err)
+		}
+	}
+}
+
+func TestEveryStatusTransition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _ := newService(t, tickets.Options{})
+	all := []tickets.Status{tickets.StatusNew, tickets.StatusOpen, tickets.StatusPending, tickets.StatusResolved, tickets.StatusClosed}
+	allowed := map[[2]tickets.Status]bool{
+		{"new", "open"}: true, {"new", "pending"}: true, {"new", "resolved"}: true, {"new", "closed"}: true,
+		{"open", "pending"}: true, {"open", "resolved"}: true, {"open", "closed"}: true,
+		{"pending", "open"}: true, {"pending", "resolved"}: true, {"pending", "closed"}: true,
+		{"resolved", "open"}: true, {"resolved", "closed"}: true,
+	}
+	for _, from := range all {
+		for _, to := range all {
+			tk := create(t, ctx, svc, fmt.Sprintf("%s to %s", from, to))
+			forceStatus(t, ctx, svc, tk.ID, from)
+			_, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Ticket, error) {
+				return tx.ChangeStatus(ctx, tk.ID, to, agent, "test")
+			})
+			got, lerr := svc.Store().Ticket(ctx, tk.ID)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			switch {
+			case from == to:
+				if !errors.Is(err, tickets.ErrNoChange) || got.Status != from {
+					t.Errorf("%s -> %s: err %v status %s, want ErrNoChange", from, to, err, got.Status)
+				}
+			case allowed[[2]tickets.Status{from, to}]:
+				if err != nil || got.Status != to || !tickets.CanTransition(from, to) {
+					t.Errorf("%s -> %s: err %v status %s, want allowed", from, to, err, got.Status)
+				}
+			default:
+				if !errors.Is(err, tickets.ErrTransition) || got.Status != from || tickets.CanTransition(from, to) {
+					t.Errorf("%s -> %s: err %v status %s, want ErrTransition", from, to, err, got.Status)
+				}
+			}
+		}
+	}
+}
+
+func TestRequesterReplyReopensButClosedNeverDoes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _ := newService(t, tickets.Options{})
+	reply := func(id int64, n int) error {
+		_, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Message, error) {
+			return tx.AppendMessage(ctx, id, tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public,
+				AuthorKind: tickets.ActorUser, Author: "alice@example.com", MessageID: fmt.Sprintf("r%d-%d@x", id, n), Text: "still broken"},
+				requester, "reply")
+		})
+		return err
+	}
+	for _, st := range []tickets.Status{tickets.StatusPending, tickets.StatusResolved} {
+		tk := create(t, ctx, svc, "reopen from "+string(st))
+		forceStatus(t, ctx, svc, tk.ID, st)
+		if err := reply(tk.ID, 1); err != nil {
+			t.Fatalf("reply to %s ticket: %v", st, err)
+		}
+		got, _ := svc.Store().Ticket(ctx, tk.ID)
+		evs, _ := svc.Store().Events(ctx, tk.ID)
+		last := evs[len(evs)-1]
+		if got.Status != tickets.StatusOpen || last.Kind != tickets.EventMessage || last.Before != string(st) || last.After != "open" {
+			t.Errorf("reply to %s: status %s, last event %+v; want reopened with before/after", st, got.Status, last)
+		}
+	}
+	tk := create(t, ctx, svc, "closed stays closed")
+	forceStatus(t, ctx, svc, tk.ID, tickets.StatusClosed)
+	if err := reply(tk.ID, 2); !errors.Is(err, tickets.ErrTransition) {
+		t.Errorf("reply to closed: %v, want ErrTransition", err)
+	}
+	if got, _ := svc.Store().Ticket(ctx, tk.ID); got.Status != tickets.StatusClosed {
+		t.Errorf("closed ticket became %s", got.Status)
+	}
+}
+
+func TestEachUseCaseWritesExactlyOneEventWithItsActor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var committed []tickets.Event
+	var mu sync.Mutex
+	svc, _ := newService(t, tickets.Options{Committed: func(e tickets.Event) { mu.Lock(); committed = append(committed, e); mu.Unlock() }})
+	tk := create(t, ctx, svc, "use cases")
+	other := create(t, ctx, svc, "other")
+	rule := tickets.Actor{Kind: tickets.ActorRule, Name: "vip"}
+	slaActor := tickets.Actor{Kind: tickets.ActorSLA, Name: "sla"}
+	cases := []struct {
+		name  string
+		actor tickets.Actor
+		kind  tickets.EventKind
+		run   func(tx *tickets.Tx) error
+	}{
+		{"append agent reply", agent, tickets.EventMessage, func(tx *tickets.Tx) error {
+			_, err := tx.AppendMessage(ctx, tk.ID, tickets.Message{Direction: tickets.Outbound, Visibility: tickets.Public,
+				AuthorKind: tickets.ActorAgent, Author: "ana", MessageID: "out1@desk", Text: "try again"}, agent, "")
+			return err
+		}},
+		{"note", agent, tickets.EventNote, func(tx *tickets.Tx) error { _, err := tx.AddNote(ctx, tk.ID, agent, "called user", nil); return err }},
+		{"status", agent, tickets.EventStatus, func(tx *tickets.Tx) error {
+			_, err := tx.ChangeStatus(ctx, tk.ID, tickets.StatusPending, agent, "")
+			return err
+		}},
+		{"priority", rule, tickets.EventPriority, func(tx *tickets.Tx) error { _, err := tx.SetPriority(ctx, tk.ID, tickets.P1, rule, "vip"); return err }},
+		{"assign", slaActor, tickets.EventAssignee, func(tx *tickets.Tx) error {
+			_, err := tx.Assign(ctx, tk.ID, "ana", "ana@desk.example", slaActor, "escalated")
+			return err
+		}},
+		{"queue", agent, tickets.EventQueue, func(tx *tickets.Tx) error { _, err := tx.MoveQueue(ctx, tk.ID, "network", agent, ""); return err }},
+		{"kind", agent, tickets.EventKindChanged, func(tx *tickets.Tx) error { _, err := tx.SetKind(ctx, tk.ID, tickets.KindProblem, agent, ""); return err }},
+		{"link", agent, tickets.EventLinked, func(tx *tickets.Tx) error {
+			return tx.Link(ctx, tk.ID, other.ID, tickets.LinkProblemIncident, agent, "")
+		}},
+		{"add watcher", requester, tickets.EventWatcherAdded, func(tx *tickets.Tx) error { return tx.AddWatcher(ctx, tk.ID, "Carol@Example.com", requester, "cc") }},
+		{"remove watcher", agent, tickets.EventWatcherRemoved, func(tx *tickets.Tx) error { return tx.RemoveWatcher(ctx, tk.ID, "carol@example.com", agent, "") }},
+	}
+	for _, c := range cases {
+		before, _ := svc.Store().Events(ctx, tk.ID)
+		if err := svc.Do(ctx, c.run); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		after, _ := svc.Store().Events(ctx, tk.ID)
+		if len(after) != len(before)+1 {
+			t.Errorf("%s wrote %d events, want 1", c.name, len(after)-len(before))
+			continue
+		}
+		if e := after[len(after)-1]; e.Kind != c.kind || e.Actor != c.actor {
+			t.Errorf("%s: event %s by %v, want %s by %v", c.name, e.Kind, e.Actor, c.kind, c.actor)
+		}
+	}
+	got, _ := svc.Store().Ticket(ctx, tk.ID)
+	if got.Status != tickets.StatusPending || got.Priority != tickets.P1 || got.Assignee != "ana" || got.Queue != "network" ||
+		got.Kind != tickets.KindProblem || got.FirstResponseAt == nil {
+		t.Errorf("ticket after use cases: %+v", got)
+	}
+	links, _ := svc.Store().Links(ctx, other.ID)
+	if len(links) != 1 || links[0].Kind != tickets.LinkProblemIncident {
+		t.Errorf("links: %+v", links)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(committed) != len(cases)+2 { // + two creates
+		t.Errorf("Committed saw %d events, want %d", len(committed), len(cases)+2)
+	}
+}
+
+func TestConcurrentCreationGivesDistinctKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _ := newService(t, tickets.Options{})
+	const n = 50
+	keys := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Ticket, error) {
+				tk, _, err := tx.Create(ctx, tickets.NewTicket{Prefix: "SD", Queue: "support", Kind: tickets.KindRequest,
+					Priority: tickets.P4, Requester: fmt.Sprintf("u%d@example.com", i), Subject: "concurrent", Actor: requester})
+				return tk, err
+			})
+			if err != nil {
+				t.Errorf("create %d: %v", i, err)
+				return
+			}
+			keys <- tk.Key
+		}()
+	}
+	wg.Wait()
+	close(keys)
+	seen := map[string]bool{}
+	for k := range keys {
+		if seen[k] {
+			t.Errorf("duplicate key %s", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct keys, want %d", len(seen), n)
+	}
+}
+
+type failingMailer struct{}
+
+func (failingMailer) TicketChanged(context.Context, pgx.Tx, tickets.Change) error {
+	return errors.New("smtp template exploded")
+}
+
+func TestFailureHalfwayLeavesNoPartialRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, pool := newService(t, tickets.Options{Mailer: failingMailer{}})
+	_, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Ticket, error) {
+		tk, _, err := tx.Create(ctx, tickets.NewTicket{Prefix: "SD", Queue: "support", Kind: tickets.KindIncident,
+			Priority: tickets.P2, Requester: "x@example.com", Subject: "half",
+			Message: &tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
+				MessageID: "half@x", Attachments: []tickets.Attachment{{Filename: "a", Data: []byte("a")}}},
+			Watchers: []string{"w@example.com"}, Actor: requester})
+		return tk, err
+	})
+	if err == nil {
+		t.Fatal("create with a failing mailer succeeded")
+	}
+	for _, table := range []string{"tickets", "messages", "participants", "contacts", "attachments", "blobs", "events"} {
+		if n := countRows(t, pool, table); n != 0 {
+			t.Errorf("%s has %d rows after a failed use case, want 0", table, n)
+		}
+	}
+	// a failure after a successful use case inside the same Do also rolls both back
+	plain := tickets.NewService(pool, tickets.Options{})
+	tk := create(t, ctx, plain, "two steps")
+	err = plain.Do(ctx, func(tx *tickets.Tx) error {
+		if _, err := tx.ChangeStatus(ctx, tk.ID, tickets.StatusOpen, agent, ""); err != nil {
+			return err
+		}
+		_, err := tx.SetPriority(ctx, tk.ID, "P9", agent, "")
+		return err
+	})
+	if !errors.Is(err, tickets.ErrInvalid) {
+		t.Fatalf("second step: %v, want ErrInvalid", err)
+	}
+	got, _ := plain.Store().Ticket(ctx, tk.ID)
+	evs, _ := plain.Store().Events(ctx, tk.ID)
+	if got.Status != tickets.StatusNew || len(evs) != 1 {
+		t.Errorf("after rolled-back Do: status %s, %d events; want new and only the created event", got.Status, len(evs))
+	}
+}
+
+func TestListFilters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _ := newService(t, tickets.Options{})
+	a := create(t, ctx, svc, "a")
+	b := create(t, ctx, svc, "b")
+	if err := svc.Do(ctx, func(tx *tickets.Tx) error {
+		if _, err := tx.Assign(ctx, a.ID, "ana", "", agent, ""); err != nil {
+			return err
+		}
+		_, err := tx.SetKind(ctx, b.ID, tickets.KindChange, agent, "")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := svc.Store()
+	for _, c := range []struct {
+		f    tickets.Filter
+		want []int64
+	}{
+		{tickets.Filter{}, []int64{b.ID, a.ID}},
+		{tickets.Filter{Assignee: "ana"}, []int64{a.ID}},
+		{tickets.Filter{Assignee: "-"}, []int64{b.ID}},
+		{tickets.Filter{Kind: tickets.KindChange}, []int64{b.ID}},
+		{tickets.Filter{Status: []tickets.Status{tickets.StatusOpen}}, nil},
+		{tickets.Filter{Queue: "support", Limit: 1}, []int64{b.ID}},
+	} {
+		got, err := st.List(ctx, c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, tk := range got {
+			ids = append(ids, tk.ID)
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(c.want) {
+			t.Errorf("List(%+v) = %v, want %v", c.f, ids, c.want)
+		}
+	}
+}

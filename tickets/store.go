@@ -1,0 +1,298 @@
+package tickets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DB is what both a pool and a transaction offer; store functions run on either.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store reads tickets, messages and events. Writes go through Service use cases.
+type Store struct {
+	db DB
+}
+
+// NewStore returns a Store reading through db (a pool, or a transaction to read its own writes).
+func NewStore(db DB) *Store { return &Store{db: db} }
+
+// NewPoolStore is NewStore for a pool.
+func NewPoolStore(p *pgxpool.Pool) *Store { return &Store{db: p} }
+
+const ticketColumns = `id, key, prefix, number, kind, status, priority, queue, requester, coalesce(assignee, ''),
+	subject, language, created_at, updated_at, first_response_at, resolved_at, closed_at`
+
+func scanTicket(row pgx.Row) (*Ticket, error) {
+	var t Ticket
+	err := row.Scan(&t.ID, &t.Key, &t.Prefix, &t.Number, &t.Kind, &t.Status, &t.Priority, &t.Queue, &t.Requester,
+		&t.Assignee, &t.Subject, &t.Language, &t.CreatedAt, &t.UpdatedAt, &t.FirstResponseAt, &t.ResolvedAt, &t.ClosedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Ticket returns the ticket with id, or ErrNotFound.
+func (s *Store) Ticket(ctx context.Context, id int64) (*Ticket, error) {
+	t, err := scanTicket(s.db.QueryRow(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("load ticket %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// TicketByKey returns the ticket with key (case-insensitive, e.g. "sd-1042"), or ErrNotFound.
+func (s *Store) TicketByKey(ctx context.Context, key string) (*Ticket, error) {
+	t, err := scanTicket(s.db.QueryRow(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE key = $1`, strings.ToUpper(key)))
+	if err != nil {
+		return nil, fmt.Errorf("load ticket %s: %w", key, err)
+	}
+	return t, nil
+}
+
+// lockTicket loads a ticket FOR UPDATE inside a transaction.
+func lockTicket(ctx context.Context, tx DB, id int64) (*Ticket, error) {
+	t, err := scanTicket(tx.QueryRow(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE id = $1 FOR UPDATE`, id))
+	if err != nil {
+		return nil, fmt.Errorf("lock ticket %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// Filter selects tickets for List; zero fields match everything.
+type Filter struct {
+	Status   []Status
+	Queue    string
+	Assignee string // agent name; "-" selects unassigned tickets
+	Kind     Kind
+	Limit    int // default 100
+}
+
+// List returns tickets matching f, newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]*Ticket, error) {
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if len(f.Status) > 0 {
+		ss := make([]string, len(f.Status))
+		for i, st := range f.Status {
+			ss[i] = string(st)
+		}
+		where = append(where, "status = ANY("+arg(ss)+")")
+	}
+	if f.Queue != "" {
+		where = append(where, "queue = "+arg(f.Queue))
+	}
+	switch f.Assignee {
+	case "":
+	case "-":
+		where = append(where, "assignee IS NULL")
+	default:
+		where = append(where, "assignee = "+arg(f.Assignee))
+	}
+	if f.Kind != "" {
+		where = append(where, "kind = "+arg(string(f.Kind)))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q := `SELECT ` + ticketColumns + ` FROM tickets`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY id DESC LIMIT ` + arg(limit)
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tickets: %w", err)
+	}
+	defer rows.Close()
+	var out []*Ticket
+	for rows.Next() {
+		t, err := scanTicket(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tickets: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tickets: %w", err)
+	}
+	return out, nil
+}
+
+const messageColumns = `id, ticket_id, raw_mail_id, direction, visibility, class, author_kind, author, message_id,
+	in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text, body_html,
+	thread_reason, created_at`
+
+// Messages returns a ticket's messages, oldest first, with attachment metadata (not data).
+func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE ticket_id = $1 ORDER BY id`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
+	}
+	defer rows.Close()
+	var (
+		out  []*Message
+		byID = map[int64]*Message{}
+	)
+	for rows.Next() {
+		var m Message
+		if err := rows.Scan(&m.ID, &m.TicketID, &m.RawMailID, &m.Direction, &m.Visibility, &m.Class, &m.AuthorKind,
+			&m.Author, &m.MessageID, &m.InReplyTo, &m.References, &m.From, &m.FromName, &m.To, &m.Cc, &m.Subject,
+			&m.Text, &m.VisibleText, &m.HTML, &m.ThreadReason, &m.CreatedAt); err != nil {
+			return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
+		}
+		out = append(out, &m)
+		byID[m.ID] = &m
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
+	}
+	arows, err := s.db.Query(ctx, `SELECT a.id, a.message_id, a.filename, a.content_type, a.content_id, a.inline, a.size, a.sha256
+		FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.ticket_id = $1 ORDER BY a.id`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("list attachments of ticket %d: %w", ticketID, err)
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var (
+			a   Attachment
+			mid int64
+		)
+		if err := arows.Scan(&a.ID, &mid, &a.Filename, &a.ContentType, &a.ContentID, &a.Inline, &a.Size, &a.SHA256); err != nil {
+			return nil, fmt.Errorf("list attachments of ticket %d: %w", ticketID, err)
+		}
+		if m := byID[mid]; m != nil {
+			m.Attachments = append(m.Attachments, a)
+		}
+	}
+	return out, arows.Err()
+}
+
+// AttachmentData returns the stored content of an attachment by its SHA-256.
+func (s *Store) AttachmentData(ctx context.Context, sha []byte) ([]byte, error) {
+	var data []byte
+	err := s.db.QueryRow(ctx, `SELECT data FROM blobs WHERE sha256 = $1`, sha).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("load blob: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load blob: %w", err)
+	}
+	return data, nil
+}
+
+// Events returns a ticket's audit log, oldest first.
+func (s *Store) Events(ctx context.Context, ticketID int64) ([]*Event, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, ticket_id, at, actor_kind, actor, kind, before, after, why, message_id
+		FROM events WHERE ticket_id = $1 ORDER BY id`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("list events of ticket %d: %w", ticketID, err)
+	}
+	defer rows.Close()
+	var out []*Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.TicketID, &e.At, &e.Actor.Kind, &e.Actor.Name, &e.Kind, &e.Before, &e.After,
+			&e.Why, &e.MessageID); err != nil {
+			return nil, fmt.Errorf("list events of ticket %d: %w", ticketID, err)
+		}
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}
+
+// Participant is an address with a role on a ticket.
+type Participant struct {
+	Email string
+	Role  Role
+}
+
+// Participants returns a ticket's participants ordered by role then address.
+func (s *Store) Participants(ctx context.Context, ticketID int64) ([]Participant, error) {
+	rows, err := s.db.Query(ctx, `SELECT email, role FROM participants WHERE ticket_id = $1 ORDER BY role, email`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("list participants of ticket %d: %w", ticketID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Participant, error) {
+		var p Participant
+		return p, r.Scan(&p.Email, &p.Role)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list participants of ticket %d: %w", ticketID, err)
+	}
+	return out, nil
+}
+
+// Link is a relation from one ticket to another.
+type Link struct {
+	From, To int64
+	Kind     LinkKind
+}
+
+// Links returns the links touching a ticket in either direction.
+func (s *Store) Links(ctx context.Context, ticketID int64) ([]Link, error) {
+	rows, err := s.db.Query(ctx, `SELECT from_ticket, to_ticket, kind FROM ticket_links
+		WHERE from_ticket = $1 OR to_ticket = $1 ORDER BY created_at`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("list links of ticket %d: %w", ticketID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Link, error) {
+		var l Link
+		return l, r.Scan(&l.From, &l.To, &l.Kind)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list links of ticket %d: %w", ticketID, err)
+	}
+	return out, nil
+}
+
+// TicketByMessageID returns the ticket holding a message with one of the canonical Message-IDs,
+// trying them in the order given, and which ID matched; ErrNotFound when none does.
+func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (*Ticket, string, error) {
+	if len(ids) == 0 {
+		return nil, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
+	}
+	var (
+		ticketID int64
+		matched  string
+	)
+	err := s.db.QueryRow(ctx, `SELECT m.ticket_id, m.message_id
+		FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
+		JOIN messages m ON m.message_id = want.id
+		ORDER BY want.ord, m.id LIMIT 1`, ids).Scan(&ticketID, &matched)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// outbound mail that is still in (or was only in) the outbox also threads
+		err = s.db.QueryRow(ctx, `SELECT o.ticket_id, o.message_id
+			FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
+			JOIN outbox o ON o.message_id = want.id AND o.ticket_id IS NOT NULL
+			ORDER BY want.ord LIMIT 1`, ids).Scan(&ticketID, &matched)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("find ticket by message-id: %w", err)
+	}
+	t, err := s.Ticket(ctx, ticketID)
+	if err != nil {
+		return nil, "", err
+	}
+	return t, matched, nil
+}
