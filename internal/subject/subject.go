@@ -79,18 +79,8 @@ func StripReplyPrefixes(s string) string {
 // cutLeader removes one RFC 5256 subj-leader: any bracketed tags that are not ticket keys followed by
 // one reply prefix. ok is false, and s untouched, when s does not start with one.
 func cutLeader(s string) (rest string, ok bool) {
-	t := s
-	for strings.HasPrefix(t, "[") {
-		inner, after, closed := strings.Cut(t[1:], "]")
-		if !closed || strings.Contains(inner, "[") {
-			return s, false
-		}
-		if _, _, isKey := ParseKey(inner); isKey {
-			return s, false
-		}
-		t = strings.TrimLeft(after, " ")
-	}
-	if rest, ok = cutReplyPrefix(t); ok {
+	// cutLeadingBlobs stops at a key tag, and a tag never starts a reply prefix.
+	if rest, ok = cutReplyPrefix(cutLeadingBlobs(s)); ok {
 		return rest, true
 	}
 	return s, false
