@@ -35,8 +35,10 @@ var searchPaths = []string{"deskd.yaml", "/etc/deskd/deskd.yaml"}
 // the end of the list adds items). List-valued item keys take a
 // comma-separated value. Empty variables are ignored.
 //
-// Load then reads every *_file secret into its sibling key (see
-// [Desk.SecretFile]). When the result has problems, including unreadable
+// A secret set in the environment replaces the file's secret given either
+// way: DESKD_SMTP_PASSWORD replaces the file's smtp.password_file, and
+// DESKD_MAILBOXES_0_PASSWORD_FILE its mailboxes[0].password. Load then
+// reads every *_file secret into its sibling key (see [Desk.SecretFile]). When the result has problems, including unreadable
 // secret files, Load returns a [ValidationError] listing all of them; other
 // errors (unreadable or malformed file, unknown key, value of the wrong
 // type) are returned as they occur.
@@ -44,8 +46,8 @@ func Load(path string) (*Config, error) {
 	return load(path, searchPaths)
 }
 
-// load is Load with the search paths as a parameter, for tests.
-func load(path string, search []string) (*Config, error) {
+// decode reads the file and environment into a Config with defaults applied, unvalidated.
+func decode(path string, search []string) (*Config, error) {
 	src, data, err := readSource(path, search)
 	if err != nil {
 		return nil, err
@@ -66,6 +68,7 @@ func load(path string, search []string) (*Config, error) {
 			return nil, fmt.Errorf("parse config %s: %w", src, err)
 		}
 	}
+	applySecretEnv(v)
 	if err := applyIndexedEnv(v, os.Environ()); err != nil {
 		return nil, err
 	}
@@ -87,7 +90,35 @@ func load(path string, search []string) (*Config, error) {
 	}
 	cfg.Source = src
 	cfg.ApplyDefaults()
+	return cfg, nil
+}
 
+// LoadDatabase loads the configuration like Load but validates only the database section, for
+// commands that need nothing else (migrate, ticket list): they work before mailboxes, queues and
+// the desk identity are configured.
+func LoadDatabase(path string) (*Config, error) {
+	cfg, err := decode(path, searchPaths)
+	if err != nil {
+		return nil, err
+	}
+	var problems []Problem
+	for _, p := range cfg.Validate() {
+		if strings.HasPrefix(p.Key, "database.") {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, ValidationError(problems)
+	}
+	return cfg, nil
+}
+
+// load is Load with the search paths as a parameter, for tests.
+func load(path string, search []string) (*Config, error) {
+	cfg, err := decode(path, search)
+	if err != nil {
+		return nil, err
+	}
 	problems := cfg.readSecretFiles()
 	problems = append(problems, cfg.Validate()...)
 	if len(problems) > 0 {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/deskd/deskd/internal/config"
+	"github.com/deskd/deskd/internal/db"
+	"github.com/deskd/deskd/internal/ops"
+	"github.com/deskd/deskd/tickets"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the service desk: mailbox pollers, outbox sender, HTTP /healthz /readyz /metrics",
+		Long: `serve runs deskd until SIGINT or SIGTERM: one IMAP poller per configured mailbox, the outbox
+sender, and the HTTP endpoints /healthz, /readyz and /metrics. It refuses to start when the
+database schema is outdated (run ` + "`deskd migrate`" + ` first). Shutdown is graceful: in-flight
+transactions finish or roll back, nothing is lost.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			log, err := g.logger(cfg)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, log)
+		},
+	}
+}
+
+// app is the set of long-running services deskd wires together.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	metrics *ops.Metrics
+	tickets *tickets.Service
+}
+
+// newApp opens the database, refuses an outdated schema and builds the services.
+func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	pool, err := db.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckSchema(ctx, pool); err != nil {
+		pool.Close()
+		if errors.Is(err, db.ErrSchemaOutdated) {
+			return nil, &exitError{code: 1, err: fmt.Errorf("refusing to start: %w", err)}
+		}
+		return nil, err
+	}
+	m := ops.NewMetrics()
+	a := &app{cfg: cfg, log: log, pool: pool, metrics: m}
+	a.tickets = tickets.NewService(pool, tickets.Options{
+		Committed: func(e tickets.Event) { m.TicketEvents.WithLabelValues(string(e.Kind)).Inc() },
+	})
+	return a, nil
+}
+
+func (a *app) close() { a.pool.Close() }
+
+// run starts every service under one errgroup and returns when ctx ends or a service fails.
+func (a *app) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ops.Serve(ctx, a.cfg.HTTP.Listen, ops.Handler(a.pool, a.metrics), a.log) })
+	a.log.Info("deskd started", "mailboxes", len(a.cfg.Mailboxes), "queues", len(a.cfg.Queues), "http", a.cfg.HTTP.Listen)
+	err := g.Wait()
+	a.log.Info("deskd stopped")
+	return err
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.run(ctx)
+}
