@@ -304,6 +304,31 @@ func TestLoadSecretFiles(t *testing.T) {
 	}
 }
 
+func TestLoadEnvSecretReplacesFileSecret(t *testing.T) {
+	// The file gives every secret as a path that does not exist; the
+	// environment gives them inline instead.
+	path := writeFile(t, "deskd.yaml", fmt.Sprintf(secretFileYAML, "/nonexistent", "/nonexistent", "/nonexistent"))
+	t.Setenv("DESKD_DESK_SECRET", "0123456789abcdef")
+	t.Setenv("DESKD_SMTP_PASSWORD", "smtp-password")
+	t.Setenv("DESKD_MAILBOXES_0_PASSWORD", "imap-password")
+	cfg := mustLoad(t, path)
+	if cfg.Desk.Secret != "0123456789abcdef" || cfg.SMTP.Password != "smtp-password" || cfg.Mailboxes[0].Password != "imap-password" {
+		t.Errorf("secrets = %q, %q, %q", cfg.Desk.Secret, cfg.SMTP.Password, cfg.Mailboxes[0].Password)
+	}
+
+	// And the other way round: a file path replaces an inline secret.
+	secret := writeFile(t, "secret", "from-a-file-0123456789\n")
+	imap := writeFile(t, "imap", "imap-from-file\n")
+	t.Setenv("DESKD_DESK_SECRET", "")
+	t.Setenv("DESKD_MAILBOXES_0_PASSWORD", "")
+	t.Setenv("DESKD_DESK_SECRET_FILE", secret)
+	t.Setenv("DESKD_MAILBOXES_0_PASSWORD_FILE", imap)
+	cfg = mustLoad(t, writeFile(t, "deskd.yaml", twoQueueYAML))
+	if cfg.Desk.Secret != "from-a-file-0123456789" || cfg.Mailboxes[0].Password != "imap-from-file" {
+		t.Errorf("secrets = %q, %q", cfg.Desk.Secret, cfg.Mailboxes[0].Password)
+	}
+}
+
 func TestLoadSecretFileProblems(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
@@ -313,7 +338,9 @@ func TestLoadSecretFileProblems(t *testing.T) {
 	}
 	smtpPassword := writeFile(t, "smtp", "smtp-password")
 	path := writeFile(t, "deskd.yaml", fmt.Sprintf(secretFileYAML, missing, smtpPassword, empty))
+	// Both ways within one source conflict.
 	t.Setenv("DESKD_SMTP_PASSWORD", "also-inline")
+	t.Setenv("DESKD_SMTP_PASSWORD_FILE", smtpPassword)
 
 	_, err := Load(path)
 	want := []string{
@@ -368,6 +395,34 @@ func TestLoadSearchOrder(t *testing.T) {
 	// A path that is given must exist.
 	if _, err := Load(filepath.Join(dir, "nope.yaml")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load(missing) error = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestLoadDatabase(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("DESKD_DATABASE_URL", "postgres://deskd@db.internal/deskd")
+	// Without a file nothing but the database is configured, which is
+	// enough here and not for Load.
+	cfg, err := loadDatabase("", []string{"deskd.yaml"})
+	if err != nil {
+		t.Fatalf("loadDatabase: %v", err)
+	}
+	if cfg.Database.URL != "postgres://deskd@db.internal/deskd" || cfg.Log.Level != "info" {
+		t.Errorf("database, log = %+v, %+v", cfg.Database, cfg.Log)
+	}
+	if _, err := load("", []string{"deskd.yaml"}); err == nil {
+		t.Error("load of the same configuration succeeded, want problems")
+	}
+
+	t.Setenv("DESKD_DATABASE_URL", "mysql://db/deskd")
+	t.Setenv("DESKD_LOG_FORMAT", "xml")
+	_, err = loadDatabase("", []string{"deskd.yaml"})
+	want := []string{
+		"database.url: scheme must be postgres or postgresql",
+		`log.format: must be one of auto, text, json (got "xml")`,
+	}
+	if got := problemStrings(t, err); !slices.Equal(got, want) {
+		t.Errorf("problems = %q, want %q", got, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -36,7 +37,9 @@ type indexedVar struct {
 // applyIndexedEnv applies the DESKD_<LIST>_<INDEX>_<KEY> variables of environ
 // (as returned by os.Environ) to the lists in v, growing a list when an index
 // lies past its end. It rejects a malformed index or an unknown key, so that
-// a misspelt secret variable is not silently ignored.
+// a misspelt secret variable is not silently ignored. A secret set in the
+// environment replaces the file's secret given either way, as in
+// applySecretEnv.
 func applyIndexedEnv(v *viper.Viper, environ []string) error {
 	// Sort so that the result, and the first error, do not depend on the
 	// order of the environment.
@@ -63,14 +66,24 @@ func applyIndexedEnv(v *viper.Viper, environ []string) error {
 		if err != nil {
 			return fmt.Errorf("apply environment to %s: %w", list.key, err)
 		}
+		inEnv := make(map[indexedVar]bool, len(vars))
+		for _, iv := range vars {
+			inEnv[indexedVar{index: iv.index, key: iv.key}] = true
+		}
 		for _, iv := range vars {
 			for len(items) <= iv.index {
 				items = append(items, map[string]any{})
 			}
 			item := items[iv.index].(map[string]any)
+			remove := []string{iv.key}
+			if sib := secretSibling(iv.key); sib != "" && !inEnv[indexedVar{index: iv.index, key: sib}] {
+				remove = append(remove, sib)
+			}
 			for k := range item {
-				if strings.EqualFold(k, iv.key) {
-					delete(item, k)
+				for _, r := range remove {
+					if strings.EqualFold(k, r) {
+						delete(item, k)
+					}
 				}
 			}
 			item[iv.key] = iv.value
@@ -127,4 +140,44 @@ func listItems(raw any) ([]any, error) {
 		items[i] = maps.Clone(m)
 	}
 	return items, nil
+}
+
+// applySecretEnv lets an environment variable replace a scalar secret that
+// the file gives the other way: DESKD_SMTP_PASSWORD replaces the file's
+// smtp.password_file, and DESKD_SMTP_PASSWORD_FILE its smtp.password. Only
+// a secret given both ways within one source (file or environment) is a
+// conflict.
+func applySecretEnv(v *viper.Viper) {
+	// Default has no list items, so these are the scalar secrets.
+	for _, s := range Default().secretFields() {
+		for _, key := range []string{s.key, s.key + "_file"} {
+			sib := secretSibling(key)
+			if os.Getenv(envName(key)) != "" && os.Getenv(envName(sib)) == "" {
+				v.Set(sib, "")
+			}
+		}
+	}
+}
+
+// secretSibling returns the other key of a secret pair, such as
+// "smtp.password_file" for "smtp.password" and "secret" for "secret_file",
+// or "" when key is not part of one.
+func secretSibling(key string) string {
+	dot := strings.LastIndexByte(key, '.') + 1
+	prefix, last := key[:dot], key[dot:]
+	base, isFile := strings.CutSuffix(last, "_file")
+	switch {
+	case base != "password" && base != "secret":
+		return ""
+	case isFile:
+		return prefix + base
+	default:
+		return prefix + base + "_file"
+	}
+}
+
+// envName returns the environment variable of a dotted key:
+// DESKD_SMTP_PASSWORD for smtp.password.
+func envName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }

@@ -38,15 +38,18 @@ var searchPaths = []string{"deskd.yaml", "/etc/deskd/deskd.yaml"}
 // A secret set in the environment replaces the file's secret given either
 // way: DESKD_SMTP_PASSWORD replaces the file's smtp.password_file, and
 // DESKD_MAILBOXES_0_PASSWORD_FILE its mailboxes[0].password. Load then
-// reads every *_file secret into its sibling key (see [Desk.SecretFile]). When the result has problems, including unreadable
-// secret files, Load returns a [ValidationError] listing all of them; other
-// errors (unreadable or malformed file, unknown key, value of the wrong
-// type) are returned as they occur.
+// reads every *_file secret into its sibling key (see [Desk.SecretFile]).
+//
+// When the result has problems, including unreadable secret files, Load
+// returns a [ValidationError] listing all of them; other errors (unreadable
+// or malformed file, unknown key, value of the wrong type) are returned as
+// they occur.
 func Load(path string) (*Config, error) {
 	return load(path, searchPaths)
 }
 
-// decode reads the file and environment into a Config with defaults applied, unvalidated.
+// decode reads the file and the environment into a Config with defaults
+// applied. It neither reads secret files nor validates.
 func decode(path string, search []string) (*Config, error) {
 	src, data, err := readSource(path, search)
 	if err != nil {
@@ -93,17 +96,25 @@ func decode(path string, search []string) (*Config, error) {
 	return cfg, nil
 }
 
-// LoadDatabase loads the configuration like Load but validates only the database section, for
-// commands that need nothing else (migrate, ticket list): they work before mailboxes, queues and
-// the desk identity are configured.
+// LoadDatabase reads the configuration like [Load] but validates only the
+// database and log sections and reads no secret files, for commands that
+// need nothing else (migrate, ticket list): they work before mailboxes,
+// queues and the desk identity are configured. Only the Database and Log
+// fields of the result are fit for use; decoding errors (unknown keys, wrong
+// types) are still errors.
 func LoadDatabase(path string) (*Config, error) {
-	cfg, err := decode(path, searchPaths)
+	return loadDatabase(path, searchPaths)
+}
+
+// loadDatabase is LoadDatabase with the search paths as a parameter.
+func loadDatabase(path string, search []string) (*Config, error) {
+	cfg, err := decode(path, search)
 	if err != nil {
 		return nil, err
 	}
 	var problems []Problem
 	for _, p := range cfg.Validate() {
-		if strings.HasPrefix(p.Key, "database.") {
+		if strings.HasPrefix(p.Key, "database.") || strings.HasPrefix(p.Key, "log.") {
 			problems = append(problems, p)
 		}
 	}
