@@ -27,11 +27,16 @@ var envLists = []struct {
 	{"agents", reflect.TypeFor[Agent]()},
 }
 
+// itemKey names one key of one list item.
+type itemKey struct {
+	index int
+	key   string // e.g. "password_file"
+}
+
 // indexedVar is one parsed DESKD_<LIST>_<INDEX>_<KEY>=value variable.
 type indexedVar struct {
-	index int
-	key   string // item key, e.g. "password_file"
-	value any    // string, or []string for list-valued keys
+	itemKey
+	value any // string, or []string for list-valued keys
 }
 
 // applyIndexedEnv applies the DESKD_<LIST>_<INDEX>_<KEY> variables of environ
@@ -66,9 +71,9 @@ func applyIndexedEnv(v *viper.Viper, environ []string) error {
 		if err != nil {
 			return fmt.Errorf("apply environment to %s: %w", list.key, err)
 		}
-		inEnv := make(map[indexedVar]bool, len(vars))
+		inEnv := make(map[itemKey]bool, len(vars))
 		for _, iv := range vars {
-			inEnv[indexedVar{index: iv.index, key: iv.key}] = true
+			inEnv[iv.itemKey] = true
 		}
 		for _, iv := range vars {
 			for len(items) <= iv.index {
@@ -76,7 +81,7 @@ func applyIndexedEnv(v *viper.Viper, environ []string) error {
 			}
 			item := items[iv.index].(map[string]any)
 			remove := []string{iv.key}
-			if sib := secretSibling(iv.key); sib != "" && !inEnv[indexedVar{index: iv.index, key: sib}] {
+			if sib := secretSibling(iv.key); sib != "" && !inEnv[itemKey{iv.index, sib}] {
 				remove = append(remove, sib)
 			}
 			for k := range item {
@@ -111,11 +116,11 @@ func parseIndexedVar(rest, value string, item reflect.Type) (indexedVar, error) 
 		}
 		switch f.Type.Kind() {
 		case reflect.Slice:
-			return indexedVar{index: i, key: key, value: splitList(value)}, nil
+			return indexedVar{itemKey{i, key}, splitList(value)}, nil
 		case reflect.Struct, reflect.Map:
 			return indexedVar{}, fmt.Errorf("key %s is not a scalar", key)
 		default:
-			return indexedVar{index: i, key: key, value: value}, nil
+			return indexedVar{itemKey{i, key}, value}, nil
 		}
 	}
 	return indexedVar{}, fmt.Errorf("no key %s in a list item", key)
