@@ -61,9 +61,9 @@ type fixture struct {
 
 const (
 	aliceOrigID = "caksfabw4hj0gek6erng4p1y0czzj0d=pxtcnnynbe7plg@mail.gmail.com" // alice's first mail on SD-1042
-	agentMailID = "agent-direct-1@desk.example.com"                                 // ana replied from her own client
-	closedOrig  = "closed-thread@example.org"                                       // a mail on closed SD-7
-	chgOrigID   = "chg-orig@corp.example"                                           // the mail that opened CHG-2001
+	agentMailID = "agent-direct-1@desk.example.com"                               // ana replied from her own client
+	closedOrig  = "closed-thread@example.org"                                     // a mail on closed SD-7
+	chgOrigID   = "chg-orig@corp.example"                                         // the mail that opened CHG-2001
 )
 
 func newFixture(t testing.TB) fixture {
