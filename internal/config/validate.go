@@ -290,7 +290,7 @@ func (v *validator) secret(key, value, file string) bool {
 		v.add(key, "give either %s or %s_file, not both", lastKey(key), lastKey(key))
 		return false
 	case value == "" && file == "":
-		v.add(key, "required, or %s_file", lastKey(key))
+		v.add(key, "required: set %s or %s_file", lastKey(key), lastKey(key))
 	}
 	return value != ""
 }
