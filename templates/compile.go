@@ -70,41 +70,45 @@ func (b *builder) compile(queue, lang, name string, sample View) (*compiled, err
 	return c, nil
 }
 
-// text parses a text/template file, with the {{define}} blocks of common when not nil. The
-// template is named by its file, so parse and execution errors say file:line.
+// text parses a text/template file, with the {{define}} blocks of common when not nil. Templates
+// are named by their file, so parse and execution errors say file:line.
 func (b *builder) text(lang string, main source, common *source) (*ttemplate.Template, error) {
-	k := "text|" + lang + "|" + main.name + "|"
-	if common != nil {
-		k += common.name
-	}
-	if t, ok := b.parsed[k].(*ttemplate.Template); ok {
-		return t, nil
-	}
-	t := ttemplate.New(main.name).Option("missingkey=zero").Funcs(textFuncs(localeFor(lang)))
-	if common != nil {
-		if _, err := t.New(common.name).Parse(common.text); err != nil {
-			return nil, fmt.Errorf("parse template: %w", err)
-		}
-	}
-	if _, err := t.Parse(main.text); err != nil {
-		return nil, fmt.Errorf("parse template: %w", err)
-	}
-	b.parsed[k] = t
-	return t, nil
+	return cached(b, "text|"+lang, main, common, func() *ttemplate.Template {
+		return ttemplate.New(main.name).Option("missingkey=zero").Funcs(textFuncs(localeFor(lang)))
+	})
 }
 
 // html parses an html/template file with the {{define}} blocks of common.
 func (b *builder) html(lang string, main, common source) (*htemplate.Template, error) {
-	k := "html|" + lang + "|" + main.name + "|" + common.name
-	if t, ok := b.parsed[k].(*htemplate.Template); ok {
+	return cached(b, "html|"+lang, main, &common, func() *htemplate.Template {
+		return htemplate.New(main.name).Option("missingkey=zero").Funcs(htmlFuncs(localeFor(lang)))
+	})
+}
+
+// parser is what text/template and html/template templates have in common.
+type parser[T any] interface {
+	New(name string) T
+	Parse(text string) (T, error)
+}
+
+// cached parses common (when not nil) and then main into a fresh root template, once per kind,
+// main and common file.
+func cached[T parser[T]](b *builder, kind string, main source, common *source, root func() T) (T, error) {
+	k := kind + "|" + main.name + "|"
+	if common != nil {
+		k += common.name
+	}
+	if t, ok := b.parsed[k].(T); ok {
 		return t, nil
 	}
-	t := htemplate.New(main.name).Option("missingkey=zero").Funcs(htmlFuncs(localeFor(lang)))
-	if _, err := t.New(common.name).Parse(common.text); err != nil {
-		return nil, fmt.Errorf("parse template: %w", err)
+	t := root()
+	if common != nil {
+		if _, err := t.New(common.name).Parse(common.text); err != nil {
+			return t, fmt.Errorf("parse template: %w", err)
+		}
 	}
 	if _, err := t.Parse(main.text); err != nil {
-		return nil, fmt.Errorf("parse template: %w", err)
+		return t, fmt.Errorf("parse template: %w", err)
 	}
 	b.parsed[k] = t
 	return t, nil
