@@ -170,3 +170,69 @@ func TestGlobalRateLimit(t *testing.T) {
 		t.Errorf("queued %v, want the third suppressed", queued)
 	}
 }
+
+// TestLoopBetweenAutoResponders plays two auto-responders answering each other through the SMTP sink:
+// a bot that answers every mail (without Auto-Submitted, as badly behaved ones do) and the desk,
+// where a rule auto-replies to every message on the ticket. The loop must stop at the first limit,
+// and the queue's agents must be told exactly once.
+func TestLoopBetweenAutoResponders(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		perRecipient, perTicket int
+		wantBot                 int
+	}{
+		{"recipient limit first", 10, 20, 10},
+		{"ticket limit first", 50, 5, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := newDB(t)
+			clk := newClock()
+			limits := testLimits()
+			limits.PerRecipientPerHour, limits.PerTicketPerHour = tc.perRecipient, tc.perTicket
+			ob := newTestOutbox(t, clk, limits)
+			srv := startSink(t, "bot@example.net", agentAddr)
+			s := newTestSender(t, pool, ob, clk, sinkSMTP(t, srv))
+			ticket := seedTicket(t, pool, "bot@example.net")
+			enqueue(t, pool, ob, ackMail("ack:0", ticket, "bot@example.net"))
+
+			answered := 0
+			for round := 1; round <= 200; round++ {
+				clk.Advance(time.Second)
+				runOnce(t, s)
+				var toBot int
+				for _, d := range srv.Deliveries() {
+					if d.To[0] == "bot@example.net" {
+						toBot++
+					}
+				}
+				if toBot == answered {
+					break // the bot got nothing new: the loop is broken
+				}
+				for ; answered < toBot; answered++ {
+					// The bot answered; the desk's rule answers the answer.
+					enqueue(t, pool, ob, ackMail(fmt.Sprintf("auto:%d", answered), ticket, "bot@example.net"))
+				}
+			}
+			if answered != tc.wantBot {
+				t.Errorf("the bot got %d mails, want %d", answered, tc.wantBot)
+			}
+			var toAgent int
+			for _, d := range srv.Deliveries() {
+				if d.To[0] == agentAddr {
+					toAgent++
+				}
+			}
+			if toAgent != 1 {
+				t.Errorf("agents got %d loop notices, want 1", toAgent)
+			}
+			if got := eventKinds(t, pool, ticket, "loop_detected"); len(got) != 1 {
+				t.Errorf("loop_detected events %q, want 1", got)
+			}
+			// Later automated mail about the ticket stays suppressed while the breaker is open.
+			clk.Advance(2 * time.Hour)
+			if _, queued := enqueue(t, pool, ob, ackMail("auto:later", ticket, "bot@example.net")); queued {
+				t.Error("automated mail queued through an open breaker")
+			}
+		})
+	}
+}
