@@ -76,7 +76,7 @@ CREATE TABLE messages (
     direction      text NOT NULL CHECK (direction IN ('in', 'out')),
     visibility     text NOT NULL CHECK (visibility IN ('public', 'internal')),
     class          text NOT NULL DEFAULT 'normal'
-                   CHECK (class IN ('normal', 'bounce', 'autoreply', 'mdn', 'list', 'loop', 'note')),
+                   CHECK (class IN ('normal', 'bounce', 'report', 'autoreply', 'mdn', 'list', 'loop', 'note')),
     author_kind    text NOT NULL CHECK (author_kind IN ('user', 'agent', 'rule', 'sla', 'system')),
     author         text NOT NULL DEFAULT '',
     message_id     text NOT NULL,          -- canonical: lower-case, no angle brackets

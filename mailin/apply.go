@@ -1,0 +1,328 @@
+package mailin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deskd/deskd/mailin/classify"
+	"github.com/deskd/deskd/mailin/parse"
+	"github.com/deskd/deskd/mailin/thread"
+	"github.com/deskd/deskd/tickets"
+)
+
+// apply turns one prepared message into ticket changes inside tx and returns the raw mail's new
+// state, the ticket key it went to and the reason to record.
+func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (state, key, reason string, err error) {
+	m, r := p.msg, p.raw
+	if dup, err := isDuplicate(ctx, tx, r); err != nil {
+		return "", "", "", err
+	} else if dup != 0 {
+		return StateDuplicate, "", fmt.Sprintf("same Message-ID and content as raw mail %d, already ingested", dup), nil
+	}
+	lk := storeLookup{st: tx.Store()}
+	d, err := thread.Decide(ctx, in.threadInput(m), in.threadOptions(), lk)
+	if err != nil {
+		return "", "", "", fmt.Errorf("thread: %w", err)
+	}
+	msg := in.message(r, m, p.class, d)
+	if p.class.Class.Automated() {
+		return in.applyMachine(ctx, tx, p, d, msg)
+	}
+	from := strings.ToLower(msg.From)
+	if from == "" {
+		return "", "", "", errors.New("no usable From address: cannot open or update a ticket")
+	}
+	if d.Action == thread.Append {
+		tk, err := tx.Store().Ticket(ctx, d.TicketID)
+		if err != nil {
+			return "", "", "", err
+		}
+		actor := tickets.Actor{Kind: tickets.ActorUser, Name: from}
+		why := d.Reason
+		if agent, ok := in.opts.Agents[from]; ok {
+			if d.Via == thread.ViaToken {
+				// an agent answering a notification: a public reply to the requester
+				actor = tickets.Actor{Kind: tickets.ActorAgent, Name: agent}
+				msg.Direction, msg.AuthorKind, msg.Author = tickets.Outbound, tickets.ActorAgent, agent
+				msg.Text = msg.VisibleText
+			} else {
+				why += "; sender is an agent address but the mail carries no signed token: treated as a participant"
+			}
+		}
+		if _, err := tx.AppendMessage(ctx, tk.ID, msg, actor, why); err != nil {
+			if errors.Is(err, tickets.ErrDuplicateMail) {
+				return StateIngested, tk.Key, "already ingested", nil
+			}
+			return "", "", "", err
+		}
+		if err := in.addWatchers(ctx, tx, tk.ID, m, from); err != nil {
+			return "", "", "", err
+		}
+		return StateIngested, tk.Key, d.Reason, nil
+	}
+	q := in.route(r.Mailbox, m)
+	nt := tickets.NewTicket{
+		Prefix: q.Prefix, Queue: q.Name, Kind: q.DefaultKind, Priority: q.DefaultPriority, Requester: from,
+		Subject: m.Subject, Message: &msg, FollowUpOf: d.LinkTo, Language: q.Language,
+		Actor: tickets.Actor{Kind: tickets.ActorUser, Name: from}, Why: d.Reason,
+	}
+	if m.From != nil {
+		nt.RequesterName = m.From.Name
+	}
+	nt.Watchers = in.watchers(m, from)
+	tk, _, err := tx.Create(ctx, nt)
+	if err != nil {
+		if errors.Is(err, tickets.ErrDuplicateMail) {
+			return StateIngested, "", "already ingested", nil
+		}
+		return "", "", "", err
+	}
+	return StateIngested, tk.Key, d.Reason, nil
+}
+
+// applyMachine records bounces, reports, read receipts, auto-replies and loops on the ticket they
+// concern; they never open a ticket and never cause mail (DESIGN.md invariant 5).
+func (in *Ingester) applyMachine(ctx context.Context, tx *tickets.Tx, p prepared, d thread.Decision, msg tickets.Message) (string, string, string, error) {
+	c := p.class
+	ticketID := d.TicketID
+	if d.Action == thread.NewTicket {
+		ticketID = d.LinkTo // machine mail about a closed ticket still belongs to it
+	}
+	if ticketID == 0 && c.Bounce != nil && c.Bounce.OriginalMessageID != "" {
+		tk, _, err := tx.Store().TicketByMessageID(ctx, []string{thread.CanonicalID(c.Bounce.OriginalMessageID)})
+		switch {
+		case err == nil:
+			ticketID = tk.ID
+		case !errors.Is(err, tickets.ErrNotFound):
+			return "", "", "", err
+		}
+		if ticketID == 0 && in.opts.Signer != nil {
+			if id, err := in.opts.Signer.TicketFromMessageID(c.Bounce.OriginalMessageID); err == nil {
+				ticketID = id
+			}
+		}
+	}
+	why := fmt.Sprintf("%s: %s", c.Class, c.Reason)
+	key := ""
+	if ticketID != 0 {
+		tk, err := tx.Store().Ticket(ctx, ticketID)
+		if err != nil && !errors.Is(err, tickets.ErrNotFound) {
+			return "", "", "", err
+		}
+		if err == nil {
+			key = tk.Key
+			if _, err := tx.AppendMachineMessage(ctx, tk.ID, msg, why); err != nil {
+				if errors.Is(err, tickets.ErrDuplicateMail) {
+					return StateIngested, key, "already ingested", nil
+				}
+				return "", "", "", err
+			}
+		} else {
+			ticketID = 0
+		}
+	}
+	if c.Class == classify.ClassBounce && c.Bounce != nil {
+		for _, rcpt := range c.Bounce.Recipients {
+			if !rcpt.Hard || rcpt.Address == "" || in.isDeskAddress(rcpt.Address) {
+				continue
+			}
+			reason := strings.TrimSpace(fmt.Sprintf("bounced %s %s", rcpt.Status, rcpt.Diagnostic))
+			if err := tx.MarkUndeliverable(ctx, ticketID, rcpt.Address, reason,
+				tickets.Actor{Kind: tickets.ActorSystem, Name: "mailin"}); err != nil {
+				return "", "", "", err
+			}
+		}
+	}
+	if key == "" {
+		return StateIgnored, "", why + "; no ticket found for it, so none is opened", nil
+	}
+	return StateIngested, key, why + "; recorded on " + key, nil
+}
+
+// message builds the stored form of a parsed message.
+func (in *Ingester) message(r *RawMail, m *parse.Message, c classify.Result, d thread.Decision) tickets.Message {
+	msg := tickets.Message{
+		RawMailID: &r.ID, Direction: tickets.Inbound, Visibility: tickets.Public, Class: string(c.Class),
+		AuthorKind: tickets.ActorUser, MessageID: thread.CanonicalID(m.MessageID), Subject: m.Subject,
+		Text: m.Text, VisibleText: m.VisibleText, HTML: m.HTML, ThreadReason: d.Reason,
+		To: addrs(m.To), Cc: addrs(m.Cc),
+	}
+	if msg.MessageID == "" {
+		msg.MessageID = fmt.Sprintf("deskd-raw-%d@%s", r.ID, in.opts.DeskDomain)
+	}
+	if len(m.InReplyTo) > 0 {
+		msg.InReplyTo = thread.CanonicalID(m.InReplyTo[0])
+	}
+	for _, ref := range m.References {
+		if id := thread.CanonicalID(ref); id != "" {
+			msg.References = append(msg.References, id)
+		}
+	}
+	if m.From != nil {
+		msg.From, msg.FromName = strings.ToLower(m.From.Address), m.From.Name
+		msg.Author = msg.From
+	}
+	for _, a := range m.Attachments {
+		msg.Attachments = append(msg.Attachments, tickets.Attachment{Filename: a.Filename, ContentType: a.ContentType,
+			ContentID: a.ContentID, Inline: a.Inline, Data: a.Data})
+	}
+	return msg
+}
+
+// route picks the queue of a new ticket: a queue address among the recipients first, then the
+// mailbox's queue, then the first queue.
+func (in *Ingester) route(mailbox string, m *parse.Message) Queue {
+	rcpts := append(addrs(m.To), addrs(m.Cc)...)
+	for _, k := range []string{"Delivered-To", "X-Original-To"} {
+		for _, v := range m.Header[k] {
+			rcpts = append(rcpts, strings.ToLower(strings.TrimSpace(strings.Trim(v, "<> "))))
+		}
+	}
+	for _, rc := range rcpts {
+		base := stripPlus(rc)
+		for _, q := range in.opts.Queues {
+			for _, a := range q.Addresses {
+				if a == base {
+					return q
+				}
+			}
+		}
+	}
+	if name, ok := in.opts.MailboxQueue[mailbox]; ok {
+		for _, q := range in.opts.Queues {
+			if q.Name == name {
+				return q
+			}
+		}
+	}
+	return in.opts.Queues[0]
+}
+
+// watchers are the To/Cc people of a message other than the desk, the sender and agents.
+func (in *Ingester) watchers(m *parse.Message, from string) []string {
+	var out []string
+	for _, a := range append(addrs(m.To), addrs(m.Cc)...) {
+		if a == from || in.isDeskAddress(a) {
+			continue
+		}
+		if _, agent := in.opts.Agents[a]; agent {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (in *Ingester) addWatchers(ctx context.Context, tx *tickets.Tx, ticketID int64, m *parse.Message, from string) error {
+	w := in.watchers(m, from)
+	if len(w) == 0 {
+		return nil
+	}
+	_, err := tx.AddParticipants(ctx, ticketID, w, tickets.RoleWatcher)
+	return err
+}
+
+func (in *Ingester) isDeskAddress(a string) bool {
+	base := stripPlus(strings.ToLower(a))
+	for _, d := range in.opts.DeskAddresses {
+		if d == base {
+			return true
+		}
+	}
+	return false
+}
+
+// isDuplicate finds an earlier copy of the same message in the same mailbox that was already
+// processed: after a UIDVALIDITY change the mailbox is re-scanned and every message comes again
+// under new UIDs. One poller per mailbox (advisory lock) makes this look-up race-free.
+func isDuplicate(ctx context.Context, tx *tickets.Tx, r *RawMail) (int64, error) {
+	if r.MessageID == "" {
+		return 0, nil
+	}
+	var id int64
+	err := tx.PG().QueryRow(ctx, `SELECT id FROM raw_mails WHERE mailbox = $1 AND message_id = $2 AND sha256 = $3
+		AND id <> $4 AND state IN ('ingested', 'ignored', 'duplicate') LIMIT 1`, r.Mailbox, r.MessageID, r.SHA256, r.ID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("check duplicate: %w", err)
+	}
+	return id, nil
+}
+
+func addrs(list []*mail.Address) []string {
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		if a != nil && a.Address != "" {
+			out = append(out, strings.ToLower(a.Address))
+		}
+	}
+	return out
+}
+
+// storeLookup answers the threader's look-ups from the ticket store inside the ingest transaction.
+type storeLookup struct{ st *tickets.Store }
+
+func (l storeLookup) ref(ctx context.Context, tk *tickets.Ticket) (thread.TicketRef, error) {
+	parts, err := l.st.Participants(ctx, tk.ID)
+	if err != nil {
+		return thread.TicketRef{}, err
+	}
+	ref := thread.TicketRef{ID: tk.ID, Key: tk.Key, Closed: tk.Status == tickets.StatusClosed, Requester: tk.Requester}
+	for _, p := range parts {
+		if p.Role != tickets.RoleRequester {
+			ref.Participants = append(ref.Participants, p.Email)
+		}
+	}
+	return ref, nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, tickets.ErrNotFound) {
+		return fmt.Errorf("%w: %v", thread.ErrNotFound, err)
+	}
+	return err
+}
+
+func (l storeLookup) TicketByID(ctx context.Context, id int64) (thread.TicketRef, error) {
+	tk, err := l.st.Ticket(ctx, id)
+	if err != nil {
+		return thread.TicketRef{}, notFound(err)
+	}
+	return l.ref(ctx, tk)
+}
+
+func (l storeLookup) TicketByMessageID(ctx context.Context, ids []string) (thread.TicketRef, string, error) {
+	tk, matched, err := l.st.TicketByMessageID(ctx, ids)
+	if err != nil {
+		return thread.TicketRef{}, "", notFound(err)
+	}
+	ref, err := l.ref(ctx, tk)
+	return ref, matched, err
+}
+
+func (l storeLookup) TicketByKey(ctx context.Context, key string) (thread.TicketRef, error) {
+	tk, err := l.st.TicketByKey(ctx, key)
+	if err != nil {
+		return thread.TicketRef{}, notFound(err)
+	}
+	return l.ref(ctx, tk)
+}
+
+// stripPlus removes a sub-address: "support+t-x@example.com" becomes "support@example.com".
+func stripPlus(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	if plus := strings.IndexByte(addr[:at], '+'); plus >= 0 {
+		return addr[:plus] + addr[at:]
+	}
+	return addr
+}

@@ -1,0 +1,262 @@
+package classify
+
+import (
+	"net/mail"
+	"regexp"
+	"strings"
+
+	"github.com/deskd/deskd/mailin/parse"
+)
+
+// Non-standard bounces: many MTAs (qmail, Exim without DSN, Exchange 2003, Domino, Gmail,
+// webmail providers) return plain text instead of an RFC 3464 report. They are recognised by
+// a combination of signals, because each one alone also occurs in mail written by people (a
+// user forwarding an NDR to the help desk writes "FW: Undeliverable: ..." and quotes the text):
+//
+//   - strong, enough alone: X-Failed-Recipients (Exim, Gmail), X-MS-Exchange-Message-Is-Ndr;
+//   - the sender is a mail system (mailer-daemon, postmaster) and the subject or the text reads
+//     like a bounce;
+//   - both the subject (anchored at its start, so "Re:"/"Fw:" subjects never match) and the
+//     text read like a bounce.
+
+// daemonLocalParts are local parts of mail system senders (RFC 5321 §4.5.1 postmaster, and
+// the conventional MAILER-DAEMON).
+var daemonLocalParts = map[string]bool{
+	"mailer-daemon": true, "mailer_daemon": true, "mailerdaemon": true, "mail-daemon": true,
+	"postmaster": true, "mdaemon": true,
+}
+
+var (
+	failureSubjectRe = regexp.MustCompile(`(?i)^\s*(?:undeliverable|undelivered mail|undeliverable mail|returned mail|mail delivery failed|delivery failure|delivery status notification \(failure\)|delivery notification: delivery has failed|delivery has failed|failure notice|mail system error|message not delivered|non-?delivery|nondeliverable|mail could not be delivered|delivery status notification: error|mail failure|unzustellbar|nicht zustellbar|non remis|non distribuable|no se puede entregar|no entregado|non recapitabile|impossibile recapitare|onbestelbaar|kan inte levereras|ej levererbart|niedostarczalne|недоставленное|недоставляемое|не доставлено|не удается доставить|配信不能|配信エラー|メールエラー|无法投递|退信|無法傳遞)`)
+	delaySubjectRe   = regexp.MustCompile(`(?i)^\s*(?:delivery status notification \(delay\)|warning: could not send message|delayed mail|delivery delayed|delayed delivery|message delayed|warning: message delayed|mail delivery delayed|zustellung verzögert|remise différée)`)
+
+	failureBodyRe = regexp.MustCompile(`(?i)could ?n[o']t be delivered|was not delivered|wasn't delivered|not be delivered|did not reach (?:the following|some or all)|delivery to the following recipients? failed|delivery has failed|following address(?:\(es\)|es)? failed|wasn't able to deliver|unable to deliver|could not deliver|failed to deliver|cannot be delivered|undeliverable|delivery failed|has encountered delivery problems|had delivery problems|permanent (?:error|failure)|failed permanently|an error has occurred while attempting to deliver|this is the qmail-send program|this is the mail system at host|created automatically by mail delivery software|unsent message follows|transcript of session follows|failure reasons|was automatically rejected|returned mail|message could not be sent|konnte nicht zugestellt werden|n'a pas pu être (?:remis|distribué)|no se (?:pudo|ha podido) entregar|non è stato possibile recapitare|kon niet worden bezorgd|não pôde ser entregue|не может быть доставлено|не было доставлено|не доставлено|送信できませんでした|配信できませんでした|届きませんでした|无法投递|無法傳遞`)
+	delayBodyRe   = regexp.MustCompile(`(?i)has been delayed|is delayed|warning message only|this is a warning only|will be retried|still being retried|will (?:continue|keep) (?:to )?try|not yet been delivered|delayed mail|delivery (?:has been |was |is )?delayed|could not be delivered for more than|temporary failure`)
+	permanentRe   = regexp.MustCompile(`(?i)permanent (?:error|failure)|failed permanently|given up|giving up|not going to try again|will not be retried|no further attempts|could not be delivered to one or more|delivery has failed|undeliverable`)
+
+	// recipientIntroRe marks where bounce texts start listing failed recipients.
+	recipientIntroRe = regexp.MustCompile(`(?i)did not reach the following|was not delivered to|not be delivered to|following address|following recipient|following addresses|list of recipients|delivery problems|failure reasons|unable to deliver your message to|wasn't able to deliver your message to|could not deliver|transcript of session follows|because:|could not be delivered|undeliverable`)
+
+	// sendmailLineRe matches a sendmail transcript result line: "550 <user@host>... reason".
+	sendmailLineRe = regexp.MustCompile(`^\s*[245][0-9][0-9][ -]<[^>]*>\.\.\. `)
+
+	// returnedRe finds the start of the returned message inside a bounce text.
+	returnedRe = regexp.MustCompile(`(?im)^[ \t]*(?:-+ ?(?:original message|unsent message follows|returned message|returned mail follows|below this line is a copy of the message|this is a copy of the message|the header of the original message|message header follows|received message follows|undelivered message|copy of the original message|original message headers)[^\n]*$|below is a copy of the original message[^\n]*$|original message headers:[^\n]*$|(?:return-path|received|dkim-signature|x-received|arc-seal|delivered-to|message-id):)`)
+
+	// msgIDLineRe matches header lines whose addr-spec lookalikes are msg-ids, not addresses.
+	msgIDLineRe = regexp.MustCompile(`(?i)^\s*(?:message-id|references|in-reply-to|content-id|x-message-id)\s*:`)
+)
+
+// splitReturned splits a bounce text into the human-readable report and the returned copy of
+// the original message ("" when none is found). The copy starts at its first header line.
+func splitReturned(text string) (human, returned string) {
+	loc := returnedRe.FindStringIndex(text)
+	if loc == nil {
+		return text, ""
+	}
+	human, returned = text[:loc[0]], text[loc[0]:]
+	first, rest, _ := strings.Cut(returned, "\n")
+	if name, _, ok := strings.Cut(first, ":"); !ok || strings.ContainsAny(strings.TrimSpace(name), " \t") {
+		returned = rest // a marker line such as "----- Original message -----"
+	}
+	return human, returned
+}
+
+// isDaemonSender reports whether the message comes from a mail system rather than a person.
+func isDaemonSender(m *parse.Message) bool {
+	if daemonLocalParts[localPart(fromAddress(m))] {
+		return true
+	}
+	if m.From != nil {
+		n := strings.ToLower(m.From.Name)
+		if strings.Contains(n, "mail delivery") || strings.Contains(n, "mailer-daemon") {
+			return true
+		}
+	}
+	return false
+}
+
+// classifyTextBounce recognises non-standard bounces and delay warnings in plain text.
+func classifyTextBounce(m *parse.Message) (Result, bool) {
+	human, returned := splitReturned(normalizeNewlines(clip(m.Text)))
+	subject := strings.TrimSpace(m.Subject)
+	xfr := findAddresses(header(m, "X-Failed-Recipients"))
+	ndr := hasHeader(m, "X-MS-Exchange-Message-Is-Ndr")
+	daemon := isDaemonSender(m)
+	subjFail, subjDelay := failureSubjectRe.MatchString(subject), delaySubjectRe.MatchString(subject)
+	bodyFail, bodyDelay := failureBodyRe.MatchString(human), delayBodyRe.MatchString(human)
+	subj, body := subjFail || subjDelay, bodyFail || bodyDelay
+
+	var signals []string
+	switch {
+	case len(xfr) > 0:
+		signals = append(signals, "X-Failed-Recipients")
+	case ndr:
+		signals = append(signals, "X-MS-Exchange-Message-Is-Ndr")
+	case daemon && (subj || body):
+		signals = append(signals, "mail system sender "+fromAddress(m))
+	case subj && body:
+	default:
+		return Result{}, false
+	}
+	if subj {
+		signals = append(signals, "subject "+quoteShort(subject))
+	}
+
+	action := ActionFailed
+	if (subjDelay || bodyDelay) && !subjFail && len(xfr) == 0 && !permanentRe.MatchString(human) {
+		action = ActionDelayed
+	}
+	b := &Bounce{OriginalMessageID: originalMessageID(m)}
+	b.Recipients = textRecipients(m, human, returned, xfr, action)
+
+	class, what := ClassBounce, "non-standard bounce"
+	if action == ActionDelayed {
+		class, what = ClassReport, "non-standard delay warning"
+	}
+	reason := what + " (" + strings.Join(signals, ", ") + ")"
+	if len(b.Recipients) > 0 && b.Recipients[0].Status != "" {
+		reason += ": status=" + b.Recipients[0].Status
+	}
+	return Result{Class: class, Reason: reason, Bounce: b}, true
+}
+
+func quoteShort(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		s = string(r[:60]) + "…"
+	}
+	return `"` + s + `"`
+}
+
+// textRecipients extracts the failed recipients of a text bounce with their diagnostics. The
+// listed X-Failed-Recipients win; otherwise every address after the first "following
+// recipients" style phrase is a recipient, except the bounce's own sender and addressees and the
+// original sender. Each recipient's diagnostic is the run of lines from its first mention to a
+// blank line or the next recipient.
+func textRecipients(m *parse.Message, human, returned string, xfr []string, action string) []BounceRecipient {
+	exclude := map[string]bool{fromAddress(m): true}
+	for _, a := range append(append([]*mail.Address(nil), m.To...), m.Cc...) {
+		if a != nil {
+			exclude[strings.ToLower(a.Address)] = true
+		}
+	}
+	for _, a := range findAddresses(headerField(returned, "from")) {
+		exclude[a] = true
+	}
+	for _, a := range findAddresses(header(m, "Return-Path")) {
+		exclude[a] = true
+	}
+	wanted := func(a string) bool {
+		if len(xfr) > 0 {
+			return containsFold(xfr, a)
+		}
+		return !exclude[a] && !daemonLocalParts[localPart(a)]
+	}
+
+	var bs blockSet
+	if loc := recipientIntroRe.FindStringIndex(human); loc != nil {
+		bs.collect(human[loc[0]:], wanted)
+	}
+	if len(bs.order) == 0 {
+		// Some texts name the recipient before any phrase we know ("<user@example.org>:").
+		bs.collect(human, wanted)
+	}
+	for _, a := range xfr {
+		if _, ok := bs.lines[a]; !ok && len(bs.order) < maxRecipients {
+			bs.add(a, "")
+		}
+	}
+	order, blocks := bs.order, bs.lines
+
+	out := make([]BounceRecipient, 0, len(order))
+	for _, a := range order {
+		diag := collapseSpace(strings.Join(blocks[a], " "))
+		context := ""
+		if len(order) == 1 {
+			context = human
+			if strings.TrimSpace(strings.ReplaceAll(strings.ToLower(diag), a, "")) == "" ||
+				(findStatus(diag) == "" && findReplyCode(diag) == "") {
+				if codes := codeLines(human); codes != "" {
+					diag = strings.TrimSpace(diag + " " + codes)
+				}
+			}
+		}
+		r := BounceRecipient{Address: a, Action: action, Diagnostic: diag, Status: findStatus(diag)}
+		v := judge(action, r.Status, findReplyCode(diag), diag, context)
+		r.Hard, r.Retryable = v.hard, v.retryable
+		out = append(out, r)
+	}
+	return out
+}
+
+// blockSet collects recipients of a bounce text and the lines that describe each.
+type blockSet struct {
+	order []string            // recipients in order of first mention
+	lines map[string][]string // recipient -> its run of lines
+}
+
+func (bs *blockSet) add(addr, line string) {
+	if bs.lines == nil {
+		bs.lines = map[string][]string{}
+	}
+	bs.order = append(bs.order, addr)
+	bs.lines[addr] = nil
+	if line != "" {
+		bs.lines[addr] = []string{line}
+	}
+}
+
+// collect scans text line by line. A line naming a new wanted address opens that address's
+// block; following lines join it until a blank line, a line naming another new address, or the
+// end of a sendmail result line. Lines of msg-ids are skipped: a msg-id looks like an address.
+func (bs *blockSet) collect(text string, wanted func(string) bool) {
+	open := ""
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			open = ""
+			continue
+		}
+		if msgIDLineRe.MatchString(line) {
+			continue
+		}
+		fresh := false
+		for _, a := range findAddresses(line) {
+			if _, seen := bs.lines[a]; seen || !wanted(a) {
+				continue
+			}
+			if len(bs.order) >= maxRecipients {
+				return
+			}
+			bs.add(a, line)
+			open, fresh = a, true
+		}
+		if !fresh && open != "" {
+			bs.lines[open] = append(bs.lines[open], line)
+		}
+		if sendmailLineRe.MatchString(line) {
+			open = "" // "550 <user@example.org>... User unknown" is complete in itself
+		}
+	}
+}
+
+// textBlock returns the lines of text that describe addr, joined by spaces; "" when text does
+// not mention it.
+func textBlock(text, addr string) string {
+	var bs blockSet
+	bs.collect(text, func(a string) bool { return a == addr })
+	return collapseSpace(strings.Join(bs.lines[addr], " "))
+}
+
+// codeLines returns the lines of text that carry an SMTP reply code or enhanced status code,
+// joined by spaces.
+func codeLines(text string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if findStatus(line) != "" || findReplyCode(line) != "" {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return collapseSpace(strings.Join(out, " "))
+}
+
+func collapseSpace(s string) string { return strings.Join(strings.Fields(s), " ") }

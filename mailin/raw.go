@@ -1,0 +1,210 @@
+// Package mailin takes mail into deskd: the IMAP Poller stores every message raw (nothing is lost
+// after that point), and the Ingester turns stored messages into ticket changes, one savepoint per
+// message inside a batch transaction, quarantining any message that fails with its reason.
+package mailin
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deskd/deskd/mailin/thread"
+	"github.com/deskd/deskd/tickets"
+)
+
+// Raw mail states (raw_mails.state).
+const (
+	StatePending     = "pending"     // stored, not yet ingested
+	StateIngested    = "ingested"    // turned into a ticket change
+	StateQuarantined = "quarantined" // failed; reason recorded; `deskd replay` re-runs it
+	StateDuplicate   = "duplicate"   // the same message was already ingested (UIDVALIDITY re-scan, re-import)
+	StateIgnored     = "ignored"     // machine mail with no ticket to attach to; reason recorded
+)
+
+// ErrRawNotFound: no raw mail with that id.
+var ErrRawNotFound = errors.New("raw mail not found")
+
+// RawMail is one stored inbound message.
+type RawMail struct {
+	ID          int64
+	Mailbox     string
+	UIDValidity uint32
+	UID         uint32
+	MessageID   string
+	SHA256      []byte
+	Size        int64
+	Raw         []byte // nil when the message was over the size cap
+	State       string
+	Reason      string
+	Attempts    int
+	ReceivedAt  time.Time
+	ProcessedAt *time.Time
+}
+
+// NewRaw prepares a RawMail from fetched bytes. When the message exceeds maxBytes (0: no cap) its
+// bytes are not kept and it is stored quarantined with the reason (DESIGN.md invariant 4).
+func NewRaw(mailbox string, uidValidity, uid uint32, raw []byte, size int64, maxBytes int64) RawMail {
+	r := RawMail{Mailbox: mailbox, UIDValidity: uidValidity, UID: uid, Size: size, State: StatePending}
+	if r.Size == 0 {
+		r.Size = int64(len(raw))
+	}
+	if maxBytes > 0 && r.Size > maxBytes {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d/%d/%d", mailbox, uidValidity, uid, r.Size)))
+		r.SHA256 = sum[:]
+		r.State = StateQuarantined
+		r.Reason = fmt.Sprintf("oversize: %d bytes exceeds mailin.max_message_bytes (%d); the message stays in the mailbox (UID %d)",
+			r.Size, maxBytes, uid)
+		return r
+	}
+	sum := sha256.Sum256(raw)
+	r.SHA256 = sum[:]
+	r.Raw = raw
+	r.MessageID = thread.CanonicalID(headerMessageID(raw))
+	return r
+}
+
+// StoreRaw inserts r unless (mailbox, UIDVALIDITY, UID) is already stored, and returns the row id and
+// whether it was new. It is the first write for every message: once it commits the message is safe.
+func StoreRaw(ctx context.Context, q tickets.DB, r RawMail) (int64, bool, error) {
+	var id int64
+	err := q.QueryRow(ctx, `INSERT INTO raw_mails (mailbox, uidvalidity, uid, message_id, sha256, size, raw, state, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING RETURNING id`,
+		r.Mailbox, int64(r.UIDValidity), int64(r.UID), r.MessageID, r.SHA256, r.Size, r.Raw, r.State, r.Reason).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, fmt.Errorf("store raw mail %s/%d/%d: %w", r.Mailbox, r.UIDValidity, r.UID, err)
+	}
+	err = q.QueryRow(ctx, `SELECT id FROM raw_mails WHERE mailbox = $1 AND uidvalidity = $2 AND uid = $3`,
+		r.Mailbox, int64(r.UIDValidity), int64(r.UID)).Scan(&id)
+	if err != nil {
+		return 0, false, fmt.Errorf("look up raw mail %s/%d/%d: %w", r.Mailbox, r.UIDValidity, r.UID, err)
+	}
+	return id, false, nil
+}
+
+const rawColumns = `id, mailbox, uidvalidity, uid, message_id, sha256, size, raw, state, reason, attempts, received_at, processed_at`
+
+func scanRaw(row pgx.Row) (*RawMail, error) {
+	var (
+		r        RawMail
+		uv, uid  int64
+		withData []byte
+	)
+	err := row.Scan(&r.ID, &r.Mailbox, &uv, &uid, &r.MessageID, &r.SHA256, &r.Size, &withData, &r.State, &r.Reason,
+		&r.Attempts, &r.ReceivedAt, &r.ProcessedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrRawNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.UIDValidity, r.UID, r.Raw = uint32(uv), uint32(uid), withData
+	return &r, nil
+}
+
+// LoadRaw returns a stored message with its bytes.
+func LoadRaw(ctx context.Context, q tickets.DB, id int64) (*RawMail, error) {
+	r, err := scanRaw(q.QueryRow(ctx, `SELECT `+rawColumns+` FROM raw_mails WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("load raw mail %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRaw returns stored messages in a state (without their bytes), oldest first, at most limit.
+func ListRaw(ctx context.Context, q tickets.DB, state string, limit int) ([]*RawMail, error) {
+	rows, err := q.Query(ctx, `SELECT id, mailbox, uidvalidity, uid, message_id, sha256, size, NULL::bytea, state, reason,
+		attempts, received_at, processed_at FROM raw_mails WHERE state = $1 ORDER BY id LIMIT $2`, state, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list %s mail: %w", state, err)
+	}
+	defer rows.Close()
+	var out []*RawMail
+	for rows.Next() {
+		r, err := scanRaw(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list %s mail: %w", state, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// setState records the outcome of processing a raw mail.
+func setState(ctx context.Context, q tickets.DB, id int64, state, reason string, now time.Time) error {
+	if _, err := q.Exec(ctx, `UPDATE raw_mails SET state = $2, reason = $3, processed_at = $4, attempts = attempts + 1 WHERE id = $1`,
+		id, state, reason, now); err != nil {
+		return fmt.Errorf("mark raw mail %d %s: %w", id, state, err)
+	}
+	return nil
+}
+
+// Requeue puts quarantined messages back to pending so the Ingester runs them again (`deskd replay`).
+// ids nil requeues every quarantined message that still has its bytes. It returns the requeued ids.
+func Requeue(ctx context.Context, q tickets.DB, ids []int64) ([]int64, error) {
+	rows, err := q.Query(ctx, `UPDATE raw_mails SET state = 'pending'
+		WHERE state = 'quarantined' AND raw IS NOT NULL AND ($1::bigint[] IS NULL OR id = ANY($1))
+		RETURNING id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("requeue quarantined mail: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("requeue quarantined mail: %w", err)
+	}
+	return out, nil
+}
+
+// headerMessageID extracts the Message-ID header value cheaply, without a full parse.
+func headerMessageID(raw []byte) string {
+	const name = "message-id:"
+	lineStart := 0
+	for i := 0; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '\n' {
+			continue
+		}
+		line := raw[lineStart:i]
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if len(line) == 0 {
+			return "" // end of header
+		}
+		if len(line) >= len(name) && equalFoldASCII(line[:len(name)], name) {
+			v := string(line[len(name):])
+			// folded continuation lines
+			j := i + 1
+			for j < len(raw) && (raw[j] == ' ' || raw[j] == '\t') {
+				k := j
+				for k < len(raw) && raw[k] != '\n' {
+					k++
+				}
+				v += string(raw[j:k])
+				j = k + 1
+			}
+			return v
+		}
+		lineStart = i + 1
+	}
+	return ""
+}
+
+func equalFoldASCII(b []byte, lower string) bool {
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 32
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
