@@ -143,6 +143,16 @@ type BounceRecipient struct {
 	Retryable bool
 }
 
+// rules after the loop check, in precedence order (see the package documentation).
+var rules = []func(*parse.Message) (Result, bool){
+	classifyReport,     // RFC 3464 / RFC 8098 / RFC 5965 report parts: bounce, report, mdn
+	classifySES,        // Amazon SES notifications: bounce, report
+	classifyTextBounce, // non-standard bounces and delay warnings: bounce, report
+	classifyTextMDN,    // "Read:" receipts: mdn
+	classifyAutoreply,  // RFC 3834 and friends: autoreply
+	classifyList,       // RFC 2369 / RFC 2919: list
+}
+
 // Classify decides the Class of m. It never fails: unknown or broken input is Normal unless a
 // rule matches.
 func Classify(m *parse.Message, o Options) Result {
@@ -155,23 +165,10 @@ func Classify(m *parse.Message, o Options) Result {
 	if r, ok := classifyLoop(m, o); ok {
 		return r
 	}
-	if r, ok := classifyReport(m); ok {
-		return r
-	}
-	if r, ok := classifySES(m); ok {
-		return r
-	}
-	if r, ok := classifyTextBounce(m); ok {
-		return r
-	}
-	if r, ok := classifyTextMDN(m); ok {
-		return r
-	}
-	if r, ok := classifyAutoreply(m); ok {
-		return r
-	}
-	if r, ok := classifyList(m); ok {
-		return r
+	for _, rule := range rules {
+		if r, ok := rule(m); ok {
+			return r
+		}
 	}
 	return Result{Class: ClassNormal, Reason: "no machine or list signal"}
 }
