@@ -37,8 +37,13 @@ type Message struct {
 	HTML string
 	// VisibleText is the new part of a reply: Text without quoted history, reply headers and signature.
 	VisibleText string
-	// Charset is the declared charset of the main text part (lower-case), "" when none was declared.
+	// Charset is the charset the main text part was decoded from (lower-case): the declared one, or
+	// the one found in an HTML <meta> or detected when the declaration was missing or contradicted by
+	// the content (a Warning says so); "" when nothing was declared and the text is plain ASCII.
 	Charset string
+	// DeclaredCharset is the charset parameter of the main text part as declared (lower-case), "" when
+	// none was declared.
+	DeclaredCharset string
 
 	// Attachments are all non-body leaf parts in document order, including inline images and
 	// machine-readable report parts (message/delivery-status, message/disposition-notification,
