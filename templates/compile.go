@@ -64,7 +64,13 @@ func (b *builder) compile(queue, lang, name string, sample View) (*compiled, err
 		return nil, err
 	}
 	if _, err := c.render(sample); err != nil {
-		return nil, fmt.Errorf("validate %s (queue %q, language %q): %w", name, queue, lang, err)
+		var over []string
+		for _, s := range src {
+			if !strings.HasPrefix(s.name, "embedded:") {
+				over = append(over, s.name)
+			}
+		}
+		return nil, fmt.Errorf("validate %s (queue %q, language %q, overrides %v): %w", name, queue, lang, over, err)
 	}
 	b.mails[k] = c
 	return c, nil
