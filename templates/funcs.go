@@ -11,22 +11,8 @@ import (
 // sigSep is the signature separator line, RFC 3676 §4.3.
 const sigSep = "-- "
 
-// textFuncs returns the helpers every template may call, speaking the language of loc:
-//
-//	date T, datetime T    format a time.Time or *time.Time (nil and zero give "")
-//	relative NOW T        "in 2 h 5 min", "15 min ago" (T may be a pointer)
-//	span D                a time.Duration said in at most two units: "2 h 5 min"
-//	label KIND VALUE      translated ticket value: label "status" .Ticket.Status
-//	person P              "Name <email>", or whichever of the two is set
-//	quote S               every line prefixed with "> " (RFC 3676 §4.5 style)
-//	indent N S            every non-empty line prefixed with N spaces
-//	truncate N S          at most N runes, "…" appended when cut
-//	trim S                surrounding white space removed
-//	oneline S             S as one clean line (SanitizeHeader), for untrusted subjects in bodies
-//	public MESSAGES       the messages not marked Internal
-//	take N MESSAGES       the first N messages
-//	sigsep                the signature separator "-- " (RFC 3676 §4.3)
-//	replyMarker           the reply marker line of this language
+// textFuncs returns the helpers every template may call, speaking the language of loc; the
+// package comment lists them.
 func textFuncs(loc *locale) map[string]any {
 	return map[string]any{
 		"date":     func(t any) string { return formatTime(t, loc.date) },
@@ -53,9 +39,7 @@ func textFuncs(loc *locale) map[string]any {
 	}
 }
 
-// htmlFuncs returns textFuncs plus, for HTML bodies:
-//
-//	paras S   plain text as escaped HTML paragraphs, line breaks kept
+// htmlFuncs returns textFuncs plus paras, for HTML bodies.
 func htmlFuncs(loc *locale) map[string]any {
 	f := textFuncs(loc)
 	f["paras"] = paras

@@ -70,8 +70,9 @@ func localeFor(lang string) *locale {
 	return locales[DefaultLanguage]
 }
 
-// ReplyMarker returns the line that mail in lang carries above the quoted conversation: the
-// requester (or agent) writes above it, and inbound parsing may cut everything from it on.
+// ReplyMarker returns the marker line for mail in lang. The built-in templates put it first in
+// every mail that expects an answer: the reader writes above it, so inbound parsing may cut a
+// reply at the first line that holds a marker, quoted ("> -- reply above ...") or not.
 func ReplyMarker(lang string) string {
 	return localeFor(lang).marker
 }

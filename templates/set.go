@@ -1,34 +1,3 @@
-// Package templates renders deskd's outbound mail (acknowledgements, replies, status changes,
-// agent notifications, escalations, digests) from one typed View into a sanitised subject, a
-// text/plain body and an HTML body. It is pure: no database, no network, no clock (View.Now is
-// the caller's injected time).
-//
-// # Files
-//
-// Every mail has a name (Ack, Reply, ...) and three parts: <name>.subject.tmpl (text/template;
-// the output is folded to one line by SanitizeHeader), <name>.txt.tmpl (text/template) and
-// <name>.html.tmpl (html/template, so every value is escaped for its context). Shared parts:
-// footer.txt.tmpl is rendered first and given to the others as .Footer (text bodies end with
-// "{{sigsep}}" and "{{.Footer}}"); layout.html.tmpl wraps every HTML body, shown as .Content;
-// common.txt.tmpl and common.html.tmpl hold {{define}} blocks parsed into every text and every HTML
-// template respectively.
-//
-// Built-in defaults are embedded in English ("en") and German ("de"). Options.Dir may override any
-// file; for a queue and language each file is looked up most specific first:
-//
-//	DIR/<queue>/<lang>/<file> > DIR/<queue>/<file> > DIR/<lang>/<file> > DIR/<file>
-//	> embedded <lang>/<file> > embedded en/<file>
-//
-// A directory directly under DIR serves as a queue directory when rendering for a queue of that
-// name and as a language directory when rendering in a language of that name; keep queue names
-// and language tags apart. Language directories are lower-case tags ("de", "pt-br").
-//
-// # Data
-//
-// Templates see the View's fields (.Ticket.Key, .Body, ...) plus .Subject (the rendered,
-// sanitised subject; "" while rendering the subject), .Footer (the rendered footer text, "" while
-// rendering the subject and the footer), .Lang (the language of the mail) and, in the layout
-// only, .Content (the rendered HTML body). The helpers are listed at textFuncs and htmlFuncs.
 package templates
 
 import (

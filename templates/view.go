@@ -18,8 +18,9 @@ type View struct {
 	Recipient Person
 
 	// Body is the new text this mail is about: the agent's reply (reply), the requester's message
-	// (agent_new, agent_reply), the question (status_pending), an optional note (status_resolved,
-	// status_closed, status_reopened, escalation). Plain text with \n line breaks.
+	// (ack, where it is quoted back; agent_new; agent_reply), the question (status_pending), an
+	// optional note (status_resolved, status_closed, status_reopened, escalation). Plain text with
+	// \n line breaks; unused by digest, dead_letter, loop_detected and command_error.
 	Body string
 	// Messages is the earlier conversation, newest first, not including Body. Mail to the requester
 	// never shows messages marked Internal.
@@ -58,13 +59,15 @@ type Person struct {
 // (incident/request/problem/change; new/open/pending/resolved/closed; P1..P4); templates show them
 // with the label helper, which translates known values.
 type TicketView struct {
-	Key       string // "SD-1042"; subjects always carry it as "[SD-1042]"
-	Subject   string // as the requester wrote it; untrusted
-	Kind      string
-	Status    string
-	Priority  string
-	Queue     string
-	URL       string // optional link to the ticket
+	Key      string // "SD-1042"; subjects always carry it as "[SD-1042]"
+	Subject  string // as the requester wrote it; untrusted
+	Kind     string
+	Status   string
+	Priority string
+	Queue    string
+	// URL is an optional link to the ticket, shown to whoever gets the mail: give requester
+	// mail a link the requester may open, or none.
+	URL       string
 	Requester Person
 	Assignee  Person // zero when unassigned
 
