@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -67,7 +68,7 @@ func loadCatalog(dir string) (*catalog, error) {
 			langs[rel[:i]] = true
 		}
 	}
-	c.builtin = sortedKeys(langs)
+	c.builtin = slices.Sorted(maps.Keys(langs))
 	if dir == "" {
 		return c, nil
 	}
@@ -124,7 +125,7 @@ func (c *catalog) loadOverrides(dir string) error {
 	if err != nil {
 		return fmt.Errorf("read template overrides: %w", err)
 	}
-	c.tops, c.subs = sortedKeys(tops), sortedKeys(subs)
+	c.tops, c.subs = slices.Sorted(maps.Keys(tops)), slices.Sorted(maps.Keys(subs))
 	return nil
 }
 
@@ -162,22 +163,12 @@ func (c *catalog) resolve(queue, lang, file string) (source, error) {
 	return source{}, fmt.Errorf("resolve %s: %w", file, errNoSource)
 }
 
-// sortedKeys returns the keys of m in order.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // complete returns the languages in which every part of every named template exists: the
 // built-in ones and each top-level override directory that provides them all.
 func (c *catalog) complete() []string {
 	out := append([]string(nil), c.builtin...)
 	for _, l := range c.tops {
-		if isBuiltin(c.builtin, l) {
+		if slices.Contains(c.builtin, l) {
 			continue
 		}
 		all := true
@@ -192,15 +183,6 @@ func (c *catalog) complete() []string {
 			out = append(out, l)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
-}
-
-func isBuiltin(builtin []string, l string) bool {
-	for _, b := range builtin {
-		if b == l {
-			return true
-		}
-	}
-	return false
 }

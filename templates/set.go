@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	htemplate "html/template"
+	"maps"
+	"slices"
 	"strings"
 	ttemplate "text/template"
 )
@@ -82,7 +84,7 @@ func New(o Options) (*Set, error) {
 	s.available = cat.complete()
 	b := builder{cat: cat, parsed: map[string]any{}, mails: map[string]*compiled{}}
 	queues := append([]string{""}, cat.tops...)
-	langs := append([]string{""}, sortedKeys(s.langs)...)
+	langs := append([]string{""}, slices.Sorted(maps.Keys(s.langs))...)
 	sample := SampleView()
 	for _, q := range queues {
 		for _, l := range langs {
