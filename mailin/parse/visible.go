@@ -333,7 +333,7 @@ func isAttributionLine(s string, multi bool) bool {
 	for _, e := range attributionEndings {
 		if strings.HasSuffix(lower, e) {
 			if multi {
-				return lead || startsDate
+				return lead || unicode.IsDigit(r)
 			}
 			return lead || startsDate || strings.Contains(s, "@") || hasDigit(s)
 		}
@@ -345,8 +345,8 @@ func isAttributionLine(s string, multi bool) bool {
 	return false
 }
 
-// weekdayStart reports whether s starts with a short word followed by a comma, like "Wednesday,",
-// "Вт," or "Mo.," (a weekday in any language).
+// weekdayStart reports whether s starts with a short word, a comma and a number, like
+// "Wednesday, 17", "Вт, 30" or "Mo., 3" (a weekday and a day in any language).
 func weekdayStart(s string) bool {
 	i := strings.IndexByte(s, ',')
 	if i <= 0 || i > 12 {
@@ -357,7 +357,8 @@ func weekdayStart(s string) bool {
 			return false
 		}
 	}
-	return true
+	r, _ := utf8.DecodeRuneInString(strings.TrimLeft(s[i+1:], " "))
+	return unicode.IsDigit(r)
 }
 
 func hasDigit(s string) bool {
@@ -385,6 +386,10 @@ func trimSignOff(kept []string) []string {
 		}
 	}
 	trimBlank()
+	for len(kept) > 1 && isRuleLine(kept[len(kept)-1]) {
+		kept = kept[:len(kept)-1] // the separator above a reply header
+		trimBlank()
+	}
 	if n := len(kept); n > 1 {
 		last := strings.TrimSpace(kept[n-1])
 		if len(last) > 1 && len(last) < 40 && last[0] == '-' && unicode.IsLetter(rune(last[1])) && len(strings.Fields(last)) <= 4 {
@@ -409,4 +414,10 @@ func trimSignOff(kept []string) []string {
 		after++
 	}
 	return kept
+}
+
+// isRuleLine reports a line drawn only with -, _, = or * (at least three).
+func isRuleLine(line string) bool {
+	s := strings.TrimSpace(line)
+	return len(s) >= 3 && strings.Trim(s, "-_=*") == ""
 }
