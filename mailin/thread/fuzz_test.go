@@ -14,7 +14,9 @@ import (
 func FuzzDecide(f *testing.F) {
 	fx := newFixture(f)
 	s := fx.signer
-	add := func(from, to, cc, subj, msgID, irt, refs string) { f.Add(from, to, cc, subj, msgID, irt, refs, uint8(0)) }
+	add := func(from, to, cc, subj, msgID, irt, refs string) {
+		f.Add(from, to, cc, subj, msgID, irt, refs, uint8(0))
+	}
 	add("alice@example.com", "support@example.com", "", "Re: [SD-1042] VPN down", "<n1@x>", "<"+aliceOrigID+">", "")
 	add("mallory@evil.example", "support@example.com", "", "Re: [SD-1042] VPN down", "<n2@x>", "", "")
 	add("carol@example.net", "", "", "AW: SD-7: again", "", "", "")

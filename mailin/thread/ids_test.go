@@ -25,6 +25,13 @@ func TestCanonicalID(t *testing.T) {
 			t.Errorf("CanonicalID(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+	// Our own Message-IDs are stored as token.Signer.MessageID makes them: already canonical.
+	s := newFixture(t).signer
+	for _, unique := range []string{"", "42", "Outbox 7"} {
+		if id := s.MessageID(1042, unique); CanonicalID("<"+id+">") != id {
+			t.Errorf("CanonicalID(<%s>) = %q: MessageID is not canonical", id, CanonicalID("<"+id+">"))
+		}
+	}
 }
 
 func TestParseIDList(t *testing.T) {
