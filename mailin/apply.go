@@ -326,3 +326,6 @@ func stripPlus(addr string) string {
 	}
 	return addr
 }
+
+// NewStoreLookup returns the threader's look-ups over a ticket store (used by `deskd inspect --db`).
+func NewStoreLookup(st *tickets.Store) thread.Lookup { return storeLookup{st: st} }

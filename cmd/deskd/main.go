@@ -90,6 +90,10 @@ DESKD_MAILBOXES_0_PASSWORD, ...). See configs/deskd.example.yaml.`,
 		newCheckConfigCmd(g),
 		newTicketCmd(g),
 		newVersionCmd(g),
+		newQuarantineCmd(g),
+		newReplayCmd(g),
+		newImportCmd(g),
+		newInspectCmd(g),
 	)
 	return root
 }

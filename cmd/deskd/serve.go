@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	"github.com/deskd/deskd/internal/config"
 	"github.com/deskd/deskd/internal/db"
 	"github.com/deskd/deskd/internal/ops"
+	"github.com/deskd/deskd/mailin"
 	"github.com/deskd/deskd/tickets"
 )
 
@@ -41,11 +43,12 @@ transactions finish or roll back, nothing is lost.`,
 
 // app is the set of long-running services deskd wires together.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	pool    *pgxpool.Pool
-	metrics *ops.Metrics
-	tickets *tickets.Service
+	cfg        *config.Config
+	log        *slog.Logger
+	pool       *pgxpool.Pool
+	metrics    *ops.Metrics
+	tickets    *tickets.Service
+	ingestOpts mailin.Options
 }
 
 // newApp opens the database, refuses an outdated schema and builds the services.
@@ -63,13 +66,43 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	}
 	m := ops.NewMetrics()
 	a := &app{cfg: cfg, log: log, pool: pool, metrics: m}
-	a.tickets = tickets.NewService(pool, tickets.Options{
-		Committed: func(e tickets.Event) { m.TicketEvents.WithLabelValues(string(e.Kind)).Inc() },
-	})
+	a.tickets = tickets.NewService(pool, tickets.Options{Committed: a.committed})
+	if a.ingestOpts, err = mailin.OptionsFromConfig(cfg); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	a.ingestOpts.Log = log
+	a.ingestOpts.Observe = func(mailbox, outcome string, latency time.Duration) {
+		m.MailIn.WithLabelValues(mailbox, outcome).Inc()
+		m.IngestSeconds.Observe(latency.Seconds())
+	}
 	return a, nil
 }
 
+// committed counts every committed ticket event by kind.
+func (a *app) committed(e tickets.Event) { a.metrics.TicketEvents.WithLabelValues(string(e.Kind)).Inc() }
+
 func (a *app) close() { a.pool.Close() }
+
+// ingester builds an Ingester over the app's current ticket service.
+func (a *app) ingester() (*mailin.Ingester, error) { return mailin.NewIngester(a.tickets, a.ingestOpts) }
+
+// ingestPending ingests the pending mail of mailbox ("" for all), advancing p per message.
+func (a *app) ingestPending(ctx context.Context, mailbox string, p *progress) ([]mailin.Outcome, error) {
+	opts := a.ingestOpts
+	observe := opts.Observe
+	opts.Observe = func(mb, outcome string, latency time.Duration) {
+		if observe != nil {
+			observe(mb, outcome, latency)
+		}
+		p.add(1)
+	}
+	ing, err := mailin.NewIngester(a.tickets, opts)
+	if err != nil {
+		return nil, err
+	}
+	return ing.ProcessPending(ctx, mailbox)
+}
 
 // run starts every service under one errgroup and returns when ctx ends or a service fails.
 func (a *app) run(ctx context.Context) error {
@@ -79,6 +112,19 @@ func (a *app) run(ctx context.Context) error {
 	err := g.Wait()
 	a.log.Info("deskd stopped")
 	return err
+}
+
+// openApp loads the full configuration and opens the app (for commands that ingest or send).
+func (g *globals) openApp(ctx context.Context) (*app, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	log, err := g.logger(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newApp(ctx, cfg, log)
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {

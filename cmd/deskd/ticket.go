@@ -286,6 +286,7 @@ func showJSON(t *tickets.Ticket, msgs []*tickets.Message, evs []*tickets.Event, 
 func writeJSON(g *globals, v any) error {
 	enc := json.NewEncoder(g.stdout)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 
