@@ -6,7 +6,7 @@
 //  1. a token signed by deskd, in a Message-ID of ours that the message replies to, or in a
 //     plus-address of ours it was sent to (internal/token);
 //  2. In-Reply-To, then References newest first, matched against stored Message-IDs
-//     (RFC 5322 §3.6.4; the fallback RFC 5256 §2.2 REFERENCES threading relies on);
+//     (RFC 5322 §3.6.4, the fields RFC 5256 REFERENCES threading is built on);
 //  3. a ticket key in the subject, only from the requester, a participant, an agent or (optionally)
 //     the requester's domain, since anyone can type "[SD-1042]";
 //  4. otherwise a new ticket.
