@@ -173,7 +173,9 @@ func TestServeEndpointsAndGracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--config", cfg, "--log-format", "json"}, io.Discard, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg, "--log-format", "json"}, io.Discard, &stderr)
+	}()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -80,12 +80,16 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 }
 
 // committed counts every committed ticket event by kind.
-func (a *app) committed(e tickets.Event) { a.metrics.TicketEvents.WithLabelValues(string(e.Kind)).Inc() }
+func (a *app) committed(e tickets.Event) {
+	a.metrics.TicketEvents.WithLabelValues(string(e.Kind)).Inc()
+}
 
 func (a *app) close() { a.pool.Close() }
 
 // ingester builds an Ingester over the app's current ticket service.
-func (a *app) ingester() (*mailin.Ingester, error) { return mailin.NewIngester(a.tickets, a.ingestOpts) }
+func (a *app) ingester() (*mailin.Ingester, error) {
+	return mailin.NewIngester(a.tickets, a.ingestOpts)
+}
 
 // ingestPending ingests the pending mail of mailbox ("" for all), advancing p per message.
 func (a *app) ingestPending(ctx context.Context, mailbox string, p *progress) ([]mailin.Outcome, error) {
