@@ -24,43 +24,56 @@ const maxHeaderFields = 2000
 func splitHeader(b []byte) (fields []field, body []byte, warns []string) {
 	pos := 0
 	first := true
+	// The open field's value is b[valStart:valEnd], folded lines included; it is unfolded once when
+	// the field ends, so long folded headers cost linear time.
+	open, valStart, valEnd := false, 0, 0
+	var key string
+	closeField := func() {
+		if open && len(fields) < maxHeaderFields {
+			fields = append(fields, field{key: key, value: unfold(b[valStart:valEnd])})
+		}
+		open = false
+	}
 	for pos < len(b) {
 		end := bytes.IndexByte(b[pos:], '\n')
-		var line []byte
 		next := len(b)
+		lineEnd := len(b)
 		if end >= 0 {
-			line = b[pos : pos+end]
-			next = pos + end + 1
-		} else {
-			line = b[pos:]
+			lineEnd = pos + end
+			next = lineEnd + 1
 		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
+		line := bytes.TrimSuffix(b[pos:lineEnd], []byte{'\r'})
 		if len(line) == 0 {
+			closeField()
 			return fields, b[next:], warns
 		}
 		switch {
 		case first && bytes.HasPrefix(line, []byte("From ")):
 			// mbox separator line
-		case (line[0] == ' ' || line[0] == '\t') && len(fields) > 0:
-			f := &fields[len(fields)-1]
-			f.value += string(line) // RFC 5322 §2.2.3: unfolding removes only the line break
+		case (line[0] == ' ' || line[0] == '\t') && open:
+			valEnd = pos + len(line) // RFC 5322 §2.2.3: unfolding removes only the line break
 		default:
 			trimmed := bytes.TrimLeft(line, " \t")
 			colon := bytes.IndexByte(trimmed, ':')
-			if colon > 0 && validFieldName(bytes.TrimRight(trimmed[:colon], " \t")) {
-				if len(fields) < maxHeaderFields {
-					fields = append(fields, field{
-						key:   textproto.CanonicalMIMEHeaderKey(string(bytes.TrimRight(trimmed[:colon], " \t"))),
-						value: string(trimmed[colon+1:]),
-					})
-				}
+			name := trimmed
+			if colon > 0 {
+				name = bytes.TrimRight(trimmed[:colon], " \t")
+			}
+			switch {
+			case colon > 0 && validFieldName(name):
+				closeField()
+				open, key = true, textproto.CanonicalMIMEHeaderKey(string(name))
+				valStart = pos + (len(line) - len(trimmed)) + colon + 1
+				valEnd = pos + len(line)
 				if len(trimmed) != len(line) && first {
 					warns = append(warns, "header starts with whitespace")
 				}
-			} else if len(fields) > 0 {
-				warns = append(warns, "malformed header line folded into "+fields[len(fields)-1].key)
-				fields[len(fields)-1].value += " " + string(trimmed)
-			} else {
+			case open:
+				if len(warns) < maxWarnings {
+					warns = append(warns, "malformed header line folded into "+key)
+				}
+				valEnd = pos + len(line)
+			default:
 				// No header at all: the entity is all body.
 				warns = append(warns, "no header block")
 				return nil, b, warns
@@ -69,7 +82,32 @@ func splitHeader(b []byte) (fields []field, body []byte, warns []string) {
 		first = false
 		pos = next
 	}
+	closeField()
 	return fields, nil, warns
+}
+
+// unfold joins a folded field value: line breaks before whitespace are removed (RFC 5322 §2.2.3);
+// a break before a non-blank (a malformed continuation) becomes a space.
+func unfold(v []byte) string {
+	if bytes.IndexByte(v, '\n') < 0 {
+		return string(v)
+	}
+	var sb strings.Builder
+	sb.Grow(len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' && i+1 < len(v) && v[i+1] == '\n' {
+			continue
+		}
+		if c == '\n' {
+			if i+1 < len(v) && v[i+1] != ' ' && v[i+1] != '\t' {
+				sb.WriteByte(' ')
+			}
+			continue
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
 }
 
 func validFieldName(name []byte) bool {

@@ -25,6 +25,10 @@ func VisibleText(text string) string {
 	kept := make([]string, 0, len(lines))
 	for i := 0; i < len(lines); {
 		line := lines[i]
+		if isQuoted(line) {
+			i++
+			continue
+		}
 		if isSignatureStart(line) {
 			break
 		}
@@ -35,10 +39,6 @@ func VisibleText(text string) string {
 				continue
 			}
 			break
-		}
-		if isQuoted(line) {
-			i++
-			continue
 		}
 		kept = append(kept, line)
 		i++
@@ -214,14 +214,18 @@ var separatorPhrases = map[string]bool{
 // isSeparatorLine matches "-----Original Message-----", "---------- Forwarded message ---------",
 // their translations, "Begin forwarded message:" and "---- On … wrote ----".
 func isSeparatorLine(s string) bool {
-	lower := strings.ToLower(s)
-	if lower == "begin forwarded message:" || lower == "anfang der weitergeleiteten nachricht:" ||
-		lower == "début du message réexpédié :" || lower == "début du message réexpédié:" {
-		return true
-	}
-	if !strings.HasPrefix(s, "--") && !strings.HasPrefix(s, "__") {
+	if len(s) > 120 {
 		return false
 	}
+	if !strings.HasPrefix(s, "--") && !strings.HasPrefix(s, "__") {
+		switch strings.ToLower(s) {
+		case "begin forwarded message:", "anfang der weitergeleiteten nachricht:",
+			"début du message réexpédié :", "début du message réexpédié:":
+			return true
+		}
+		return false
+	}
+	lower := strings.ToLower(s)
 	core := strings.TrimSpace(strings.Trim(lower, "-_ "))
 	if separatorPhrases[core] {
 		return true
@@ -263,6 +267,9 @@ var outlookLabels = map[string]fieldKind{
 // outlookLabel returns the kind of a "Label: value" line (Outlook bolds labels as "*From:*").
 func outlookLabel(line string) fieldKind {
 	s := strings.TrimLeft(line, " \t*>")
+	if len(s) > 48 {
+		s = s[:48]
+	}
 	if len(s) > 0 && s[0] >= 0x80 || len(s) > 0 && unicode.IsLetter(rune(s[0])) {
 		end := strings.IndexAny(s, ":：")
 		if end <= 0 || end > 40 {
