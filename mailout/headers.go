@@ -125,6 +125,9 @@ func render(m Mail, env envelope) ([]byte, error) {
 		msg.SetGenHeader(gomail.HeaderInReplyTo, "<"+irt+">")
 		msg.SetGenHeader(gomail.HeaderReferences, "<"+strings.Join(refs, "> <")+">")
 	}
+	if lang := sanitizeHeader(m.Language); lang != "" && !strings.ContainsAny(lang, " ,;") {
+		msg.SetGenHeader(gomail.HeaderContentLang, lang) // RFC 3282 §2
+	}
 	// MS-OXCMAIL §2.2.3.2.14: ask Exchange and Outlook not to send out-of-office and similar replies.
 	msg.SetGenHeader(gomail.HeaderXAutoResponseSuppress, "All")
 	msg.SetGenHeader(LoopHeader, env.domain)

@@ -85,6 +85,9 @@ type Mail struct {
 	// Machine, when not empty, says why the caller believes the recipients are machines ("bounce",
 	// "autoreply", "list", "loop"). Such mail is always suppressed (DESIGN.md invariant 5).
 	Machine string
+	// Language is the BCP 47 tag the mail is written in, sent as Content-Language (RFC 3282); "" for
+	// none.
+	Language string
 	// Attachments are sent as multipart/mixed parts after the body.
 	Attachments []Attachment
 }

@@ -30,11 +30,21 @@ type Notice struct {
 	TicketID int64
 	// Why is the human-readable reason: the SMTP reply, or the limit that tripped.
 	Why string
-	// The failed mail, for KindDeadLetter: its outbox row, kind, envelope recipients and Message-ID.
+	// At is when the trouble was recorded (the clock of the Outbox or Sender).
+	At time.Time
+	// The failed mail, for KindDeadLetter: its outbox row, kind, envelope recipients, Message-ID,
+	// decoded subject and the number of delivery attempts made.
 	OutboxID   int64
 	FailedKind string
 	Recipients []string
 	MessageID  string
+	Subject    string
+	Attempts   int
+	// For KindLoopDetected: the addresses the suppressed mail was for and how many automated mails
+	// they (or the ticket) got within the hour, and until when the breaker stays open.
+	Addresses []string
+	Count     int
+	Until     time.Time
 }
 
 // Noticer composes the mail that tells a ticket's queue agents about a Notice. It runs inside the

@@ -28,6 +28,8 @@ type decision struct {
 	dropped    []string  // "address: why" for recipients removed
 	suppressed string    // non-empty: the whole mail is suppressed, and why
 	trip       string    // non-empty: trip the ticket's loop breaker, and why
+	tripCount  int       // automated mails in the window that made it trip
+	tripAddrs  []string  // the recipients of the mail that made it trip
 }
 
 // decide applies the loop and flood policy (DESIGN.md invariant 5) to m inside tx:
@@ -104,7 +106,7 @@ func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d
 			}
 			if n >= lim {
 				d.suppressed = fmt.Sprintf("ticket rate limit: %d automated mails in the last hour (limit %d)", n, lim)
-				d.trip = d.suppressed
+				d.trip, d.tripCount, d.tripAddrs = d.suppressed, n, emails(d.to)
 				return nil
 			}
 		}
@@ -131,7 +133,7 @@ func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d
 			why := fmt.Sprintf("recipient rate limit: %d automated mails to %s in the last hour (limit %d)", n, a.Email, lim)
 			d.dropped = append(d.dropped, a.Email+": "+why)
 			if perTicket && onTicket >= lim && d.trip == "" {
-				d.trip = why
+				d.trip, d.tripCount, d.tripAddrs = why, onTicket, []string{a.Email}
 			}
 		}
 		d.to = keep
@@ -193,10 +195,14 @@ func (o *Outbox) record(ctx context.Context, tx pgx.Tx, id int64, m Mail, d deci
 		return err
 	}
 	return o.enqueueNotice(ctx, tx, Notice{
-		Kind:     KindLoopDetected,
-		Key:      fmt.Sprintf("%s:%d:%d", KindLoopDetected, m.TicketID, now.UnixMicro()),
-		TicketID: m.TicketID,
-		Why:      d.trip,
+		Kind:      KindLoopDetected,
+		Key:       fmt.Sprintf("%s:%d:%d", KindLoopDetected, m.TicketID, now.UnixMicro()),
+		TicketID:  m.TicketID,
+		Why:       d.trip,
+		At:        now,
+		Addresses: d.tripAddrs,
+		Count:     d.tripCount,
+		Until:     now.Add(o.cooldown),
 	})
 }
 

@@ -1,12 +1,15 @@
 package mailout
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
+	"net/mail"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,5 +444,21 @@ func (s *Sender) bury(ctx context.Context, tx pgx.Tx, r claimed, why string, now
 		FailedKind: r.kind,
 		Recipients: r.rcptTo,
 		MessageID:  r.messageID,
+		Subject:    rawSubject(r.raw),
+		Attempts:   r.attempts,
+		At:         now,
 	})
+}
+
+// rawSubject returns the decoded Subject of a rendered message, "" when unreadable.
+func rawSubject(raw []byte) string {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	s, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil {
+		return msg.Header.Get("Subject")
+	}
+	return s
 }
