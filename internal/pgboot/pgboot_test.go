@@ -1,0 +1,71 @@
+package pgboot
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deskd/deskd/internal/testdb"
+)
+
+func TestEnsureCreatesMissingDatabase(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(testdb.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "deskd_pgboot_test"
+	u.Path = "/" + name
+	admin, err := pgx.Connect(ctx, testdb.AdminURL())
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	defer admin.Close(ctx)
+	admin.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+	t.Cleanup(func() { admin.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`) })
+	for range 2 { // the second call finds it
+		d, err := Ensure(ctx, u.String(), func(s string) { t.Log(s) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Private {
+			t.Fatal("started a private cluster although a server answers")
+		}
+		c, err := pgx.Connect(ctx, d.URL)
+		if err != nil {
+			t.Fatalf("connect to ensured database: %v", err)
+		}
+		c.Close(ctx)
+	}
+}
+
+func TestEnsureStartsPrivateClusterWhenNoServerAnswers(t *testing.T) {
+	if _, err := serverBinDir(); err != nil {
+		t.Skip("PostgreSQL server binaries not installed")
+	}
+	ctx := context.Background()
+	port, _ := freePort() // nothing listens there
+	var notes []string
+	d, err := Ensure(ctx, "postgres://postgres@127.0.0.1:"+itoa(port)+"/deskd_demo?sslmode=disable", func(s string) { notes = append(notes, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !d.Private || len(notes) != 1 {
+		t.Fatalf("private %v notes %v", d.Private, notes)
+	}
+	c, err := pgx.Connect(ctx, d.URL)
+	if err != nil {
+		t.Fatalf("connect to private cluster: %v", err)
+	}
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("query: %v", err)
+	}
+	c.Close(ctx)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
