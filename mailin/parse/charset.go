@@ -278,16 +278,14 @@ func detectCharset(b []byte) (string, string) {
 	if utf8.Valid(b) {
 		return strings.TrimPrefix(string(b), "\ufeff"), "utf-8"
 	}
-	var high, isolated, cyrLower1251, cyrLowerKOI int
+	var high, runs, cyrLower1251, cyrLowerKOI int
 	for i, c := range b {
 		if c < 0x80 {
 			continue
 		}
 		high++
-		prevLow := i == 0 || b[i-1] < 0x80
-		nextLow := i+1 == len(b) || b[i+1] < 0x80
-		if prevLow && nextLow {
-			isolated++
+		if i == 0 || b[i-1] < 0x80 {
+			runs++
 		}
 		if c >= 0xE0 {
 			cyrLower1251++
@@ -295,8 +293,9 @@ func detectCharset(b []byte) (string, string) {
 			cyrLowerKOI++
 		}
 	}
-	if high > 0 && isolated*2 < high {
-		// Runs of high bytes: Cyrillic words or CJK characters.
+	// Latin text has runs of one or two high bytes (an accented letter); Cyrillic words and CJK
+	// characters come in longer runs.
+	if high >= 4 && high*2 >= runs*5 {
 		if letters := cyrLower1251 + cyrLowerKOI; letters*10 >= high*9 {
 			if cyrLower1251 >= cyrLowerKOI {
 				t, _, _ := decodeWith(charmap.Windows1251, b)

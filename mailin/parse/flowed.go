@@ -15,7 +15,7 @@ func unflow(text string, delsp bool) string {
 	sb.Grow(len(text))
 	open := false // the previous line was flowed and the current output line continues
 	curDepth := 0
-	for line := range strings.SplitSeq(text, "\n") {
+	for line := range strings.SplitSeq(strings.TrimSuffix(text, "\n"), "\n") {
 		depth := 0
 		for depth < len(line) && line[depth] == '>' {
 			depth++
@@ -44,8 +44,11 @@ func unflow(text string, delsp bool) string {
 		curDepth = depth
 	}
 	out := sb.String()
-	if !strings.HasSuffix(text, "\n") {
+	if open || !strings.HasSuffix(text, "\n") {
 		out = strings.TrimSuffix(out, "\n")
+		if strings.HasSuffix(text, "\n") {
+			out += "\n"
+		}
 	}
 	return out
 }

@@ -53,6 +53,9 @@ func HTMLToText(doc string) string {
 	}
 }
 
+// maxQuoteDepth bounds the "> " prefixes written for nested blockquotes.
+const maxQuoteDepth = 10
+
 type listState struct {
 	ordered bool
 	n       int
@@ -100,7 +103,9 @@ func (r *htmlRenderer) start(a atom.Atom, href, start string, selfClosing bool) 
 		r.pre++
 	case atom.Blockquote:
 		r.breakLine(1)
-		r.quote++
+		if r.quote < maxQuoteDepth {
+			r.quote++
+		}
 	case atom.Ul, atom.Ol:
 		r.breakLine(1)
 		l := listState{ordered: a == atom.Ol}
@@ -263,9 +268,6 @@ func (r *htmlRenderer) flush() {
 	}
 	if r.nl > 0 {
 		for k := 0; k < r.nl; k++ {
-			if k > 0 && r.quote > 0 {
-				r.sb.WriteString(strings.Repeat(">", r.quote))
-			}
 			r.sb.WriteByte('\n')
 		}
 		r.nl = 0

@@ -209,7 +209,7 @@ func decodeTransfer(cte string, body []byte) ([]byte, string) {
 // decodeBase64Lenient decodes base64 (RFC 2045 §6.8) ignoring characters outside the alphabet and
 // accepting missing padding, padding in the middle (concatenated encodings) and a truncated tail.
 func decodeBase64Lenient(b []byte) ([]byte, string) {
-	dst := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	dst := make([]byte, len(b)/4*3+3) // room for an unpadded tail too
 	if n, err := base64.StdEncoding.Decode(dst, b); err == nil {
 		return dst[:n], ""
 	}
