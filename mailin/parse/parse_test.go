@@ -210,7 +210,7 @@ func TestParseDamage(t *testing.T) {
 		{"missing close delimiter", "Content-Type: multipart/mixed; boundary=b\n\n--b\n\ntext\n--b\nContent-Type: text/plain\n\nmore", "text\n\nmore", "close delimiter missing"},
 		{"wrong boundary parameter", "Content-Type: multipart/mixed; boundary=zzz\n\n--real-boundary-1\n\nfound\n--real-boundary-1--\n", "found", "not found, used"},
 		{"no boundary at all", "Content-Type: multipart/mixed\n\njust text\n", "just text", "without boundary"},
-		{"truncated base64", "Content-Transfer-Encoding: base64\n\nSGVsbG8gd29ybG", "Hello wor", "base64"},
+		{"truncated base64", "Content-Transfer-Encoding: base64\n\nSGVsbG8gd29ybG", "Hello worl", "base64"},
 		{"base64 label on plain text", "Content-Transfer-Encoding: base64\n\nthis is not base64 at all, friends\n", "this is not base64 at all, friends", "not base64"},
 		{"broken quoted-printable", "Content-Transfer-Encoding: quoted-printable\n\na=3Db=ZZc=\nd", "a=b=ZZcd", "quoted-printable"},
 		{"unknown transfer encoding", "Content-Transfer-Encoding: base9000\n\nraw", "raw", "Content-Transfer-Encoding"},
