@@ -14,6 +14,7 @@ import (
 )
 
 func TestThreadHeaders(t *testing.T) {
+	t.Parallel()
 	long := make([]string, 40)
 	for i := range long {
 		long[i] = fmt.Sprintf("<m%d@x.example>", i)
@@ -57,6 +58,7 @@ func trim(ids []string) []string {
 }
 
 func TestSanitizeHeader(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"Printer on fire":                    "Printer on fire",
 		"Hi\r\nBcc: victim@example.org":      "Hi Bcc: victim@example.org",
@@ -91,6 +93,7 @@ func renderFixture(t *testing.T, m Mail) []byte {
 }
 
 func TestRenderHeaders(t *testing.T) {
+	t.Parallel()
 	raw := renderFixture(t, Mail{
 		IdempotencyKey: "k",
 		Kind:           "ack",
@@ -174,6 +177,7 @@ func TestRenderHeaders(t *testing.T) {
 }
 
 func TestRenderHumanReplyNotAutomated(t *testing.T) {
+	t.Parallel()
 	raw := renderFixture(t, Mail{
 		IdempotencyKey: "k", Kind: "reply",
 		From: Address{Name: "Desk", Email: queueAddr}, To: []Address{{Email: "u@example.net"}},

@@ -12,6 +12,7 @@ import (
 )
 
 func TestEnqueueIdempotent(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
@@ -61,6 +62,7 @@ func TestEnqueueIdempotent(t *testing.T) {
 }
 
 func TestEnqueueConcurrentSameKey(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	ob := newTestOutbox(t, newClock(), testLimits())
 	ticket := seedTicket(t, pool, "zoe@example.net")
@@ -87,6 +89,7 @@ func TestEnqueueConcurrentSameKey(t *testing.T) {
 }
 
 func TestEnqueueRollsBackWithCaller(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	ob := newTestOutbox(t, newClock(), testLimits())
 	ticket := seedTicket(t, pool, "zoe@example.net")
@@ -106,6 +109,7 @@ func TestEnqueueRollsBackWithCaller(t *testing.T) {
 }
 
 func TestEnqueueInvalid(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	ob := newTestOutbox(t, newClock(), testLimits())
 	bad := []Mail{

@@ -12,6 +12,7 @@ import (
 )
 
 func TestPolicyNeverMailsMachinesOrOurselves(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	ob := newTestOutbox(t, newClock(), testLimits())
 	ticket := seedTicket(t, pool, "zoe@example.net")
@@ -61,6 +62,7 @@ func TestPolicyNeverMailsMachinesOrOurselves(t *testing.T) {
 }
 
 func TestRecipientRateLimit(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	limits := testLimits()
@@ -104,6 +106,7 @@ func TestRecipientRateLimit(t *testing.T) {
 }
 
 func TestTicketLimitTripsBreakerOnce(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	limits := testLimits()
@@ -157,6 +160,7 @@ func TestTicketLimitTripsBreakerOnce(t *testing.T) {
 }
 
 func TestGlobalRateLimit(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	limits := testLimits()
 	limits.GlobalPerHour = 2
@@ -176,6 +180,7 @@ func TestGlobalRateLimit(t *testing.T) {
 // where a rule auto-replies to every message on the ticket. The loop must stop at the first limit,
 // and the queue's agents must be told exactly once.
 func TestLoopBetweenAutoResponders(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name                    string
 		perRecipient, perTicket int

@@ -4,16 +4,24 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"mime"
+	"net"
 	"net/mail"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/deskd/deskd/internal/config"
+	"github.com/deskd/deskd/internal/db"
 	"github.com/deskd/deskd/internal/memmail"
+	"github.com/deskd/deskd/internal/testdb"
 )
 
 // faultFor makes the sink refuse DATA with e for mail addressed to rcpt (while *on is true).
@@ -52,6 +60,7 @@ func runOnce(t *testing.T, s *Sender) int {
 }
 
 func TestSendHeadersAsReceived(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
@@ -119,6 +128,7 @@ func TestSendHeadersAsReceived(t *testing.T) {
 }
 
 func TestSendRetriesWithBackoffThenDies(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	limits := testLimits()
@@ -186,6 +196,7 @@ func TestSendRetriesWithBackoffThenDies(t *testing.T) {
 }
 
 func TestSendPermanentFailures(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
@@ -243,6 +254,7 @@ func TestSendPermanentFailures(t *testing.T) {
 }
 
 func TestSendCrashAfterAcceptance(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
@@ -306,6 +318,7 @@ func TestSendCrashAfterAcceptance(t *testing.T) {
 }
 
 func TestSendReusesConnectionsAndReleasesOnCancel(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
@@ -341,6 +354,7 @@ func TestSendReusesConnectionsAndReleasesOnCancel(t *testing.T) {
 }
 
 func TestSendSTARTTLSAndAuth(t *testing.T) {
+	t.Parallel()
 	pool := newDB(t)
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
@@ -369,6 +383,7 @@ func TestSendSTARTTLSAndAuth(t *testing.T) {
 }
 
 func TestTransportSecurityRules(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		cfg     config.SMTP
 		wantErr string
@@ -390,5 +405,123 @@ func TestTransportSecurityRules(t *testing.T) {
 		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 			t.Errorf("%+v: err %v, want %q", tc.cfg, err, tc.wantErr)
 		}
+	}
+}
+
+// TestSendSIGKILL kills a real sender process with SIGKILL right after the SMTP server accepted its
+// third mail, before the outcome is committed, then restarts sending in this process after the lease.
+// Every mail must arrive; only the one in flight may arrive twice, with the same Message-ID.
+func TestSendSIGKILL(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := testdb.NewWithURL(t)
+	clk := newClock()
+	clk.t = time.Now()
+	ob := newTestOutbox(t, clk, testLimits())
+	srv := startSink(t, "zoe@example.net")
+	for i := range 5 {
+		enqueue(t, pool, ob, ackMail(fmt.Sprintf("ack:kill:%d", i), seedTicket(t, pool, "zoe@example.net"), "zoe@example.net"))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSIGKILLChild$")
+	cmd.Env = append(os.Environ(), "MAILOUT_CHILD_DB="+dbURL, "MAILOUT_CHILD_SMTP="+srv.SMTPAddr())
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, out)
+	}
+	if srv.Accepted() != 3 {
+		t.Fatalf("sink accepted %d before the kill, want 3", srv.Accepted())
+	}
+	// Restart: within the lease nothing is claimed; after it, the rest go out.
+	s := newTestSender(t, pool, ob, clk, sinkSMTP(t, srv))
+	if n := runOnce(t, s); n != 0 {
+		t.Fatalf("resent %d mails within the dead sender's lease", n)
+	}
+	clk.Advance(time.Hour) // past any lease the child took
+	for range 3 {
+		runOnce(t, s)
+	}
+	counts := deliveriesByMessageID(t, srv)
+	twice := 0
+	for id, n := range counts {
+		switch n {
+		case 1:
+		case 2:
+			twice++
+		default:
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+	if len(counts) != 5 || twice != 1 {
+		t.Errorf("%d distinct mails delivered, %d twice; want 5 and exactly 1 (the one in flight)", len(counts), twice)
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM outbox WHERE status = 'sent'`); n != 5 {
+		t.Errorf("%d rows sent, want 5", n)
+	}
+}
+
+// TestSIGKILLChild is the sender process of TestSendSIGKILL; it does nothing unless started by it.
+func TestSIGKILLChild(t *testing.T) {
+	dbURL, addr := os.Getenv("MAILOUT_CHILD_DB"), os.Getenv("MAILOUT_CHILD_SMTP")
+	if dbURL == "" {
+		t.Skip("helper process for TestSendSIGKILL")
+	}
+	ctx := context.Background()
+	pool, err := db.Open(ctx, dbURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	ob := newTestOutbox(t, &clock{t: time.Now()}, testLimits())
+	cfg := config.SMTP{Host: host, Port: p, TLS: config.TLSNone, MaxConnections: 1, Timeout: 5 * time.Second}
+	s, err := NewSender(SenderOptions{Pool: pool, Outbox: ob, SMTP: cfg, MailOut: testLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	s.afterAccept = func(int64) error {
+		if accepted++; accepted == 3 {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // never reached in practice: the signal ends the process
+		}
+		return nil
+	}
+	_, err = s.runOnce(ctx)
+	t.Fatalf("child survived: %v", err)
+}
+
+func TestRunDrainsAndStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	pool := newDB(t)
+	clk := newClock()
+	ob := newTestOutbox(t, clk, testLimits())
+	srv := startSink(t, "zoe@example.net")
+	s := newTestSender(t, pool, ob, clk, sinkSMTP(t, srv))
+	s.interval = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for i := range 3 {
+		enqueue(t, pool, ob, ackMail(fmt.Sprintf("ack:run:%d", i), seedTicket(t, pool, "zoe@example.net"), "zoe@example.net"))
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := srv.WaitAccepted(wctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after cancel")
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM outbox WHERE status = 'sent'`); n != 3 {
+		t.Errorf("%d rows sent, want 3", n)
+	}
+	if len(s.tr.idle) != 0 {
+		t.Errorf("%d idle connections left open after Run returned", len(s.tr.idle))
 	}
 }

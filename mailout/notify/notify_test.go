@@ -120,6 +120,7 @@ func header(r outRow, k string) string {
 }
 
 func TestNewTicketFromPerson(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tk := f.create(t, "normal")
 	out := f.outbox(t)
@@ -165,6 +166,7 @@ func TestNewTicketFromPerson(t *testing.T) {
 }
 
 func TestNewTicketFromMachineIsNotAcknowledged(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tk := f.create(t, "autoreply")
 	ack := f.outbox(t)["ack:ticket:"+itoa(tk.ID)]
@@ -174,6 +176,7 @@ func TestNewTicketFromMachineIsNotAcknowledged(t *testing.T) {
 }
 
 func TestAgentReplyAndRequesterReplyAndStatus(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	tk := f.create(t, "normal")
@@ -265,6 +268,7 @@ func TestAgentReplyAndRequesterReplyAndStatus(t *testing.T) {
 }
 
 func TestNoticeMails(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tk := f.create(t, "normal")
 	err := pgx.BeginFunc(context.Background(), f.pool, func(tx pgx.Tx) error {
