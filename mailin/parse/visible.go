@@ -23,9 +23,11 @@ func VisibleText(text string) string {
 	text = normalizeNewlines(text)
 	lines := strings.Split(text, "\n")
 	kept := make([]string, 0, len(lines))
+	skipped := false // a quote was just dropped: do not let its surrounding blank lines pile up
 	for i := 0; i < len(lines); {
 		line := lines[i]
 		if isQuoted(line) {
+			skipped = true
 			i++
 			continue
 		}
@@ -36,9 +38,18 @@ func VisibleText(text string) string {
 			end, quoted := skipQuoteBlock(lines, i+k)
 			if quoted && substantiveAt(lines, end) {
 				i = end // inline or bottom-posted reply: keep the text after the quote
+				skipped = true
 				continue
 			}
 			break
+		}
+		if isBlank(line) {
+			if skipped && len(kept) > 0 && isBlank(kept[len(kept)-1]) {
+				i++
+				continue
+			}
+		} else {
+			skipped = false
 		}
 		kept = append(kept, line)
 		i++
