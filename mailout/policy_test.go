@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,5 +240,25 @@ func TestLoopBetweenAutoResponders(t *testing.T) {
 				t.Error("automated mail queued through an open breaker")
 			}
 		})
+	}
+}
+
+func TestRecipientLimitExactUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	pool := newDB(t)
+	limits := testLimits()
+	limits.PerRecipientPerHour = 5
+	ob := newTestOutbox(t, newClock(), limits)
+	tickets := make([]int64, 12)
+	for i := range tickets {
+		tickets[i] = seedTicket(t, pool, "busy@example.net")
+	}
+	var wg sync.WaitGroup
+	for i, tk := range tickets {
+		wg.Go(func() { enqueue(t, pool, ob, ackMail(fmt.Sprintf("ack:c:%d", i), tk, "busy@example.net")) })
+	}
+	wg.Wait()
+	if n := countRows(t, pool, `SELECT count(*) FROM outbox WHERE status = 'pending'`); n != 5 {
+		t.Errorf("%d mails queued by 12 concurrent enqueues, want exactly the limit 5", n)
 	}
 }
