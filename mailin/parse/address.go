@@ -112,20 +112,15 @@ func salvageAddresses(elem string) []*mail.Address {
 	var out []*mail.Address
 	rest := elem
 	for len(out) < maxAddresses {
-		lt := strings.IndexByte(rest, '<')
-		if lt < 0 {
+		before, inner, after, ok := nextAngle(rest)
+		if !ok {
 			break
 		}
-		gt := strings.IndexByte(rest[lt:], '>')
-		if gt < 0 {
-			break
-		}
-		addr := strings.TrimSpace(rest[lt+1 : lt+gt])
-		if strings.Contains(addr, "@") {
-			name := strings.Trim(strings.TrimSpace(rest[:lt]), "\"' ")
+		if addr := strings.TrimSpace(inner); strings.Contains(addr, "@") {
+			name := strings.Trim(strings.TrimSpace(before), "\"' ")
 			out = append(out, &mail.Address{Name: strings.ToValidUTF8(name, "\uFFFD"), Address: strings.ToValidUTF8(addr, "\uFFFD")})
 		}
-		rest = rest[lt+gt+1:]
+		rest = after
 	}
 	if len(out) > 0 {
 		return out
@@ -155,17 +150,13 @@ func parseMsgIDs(raw string) []string {
 	rest := raw
 	found := false
 	for {
-		lt := strings.IndexByte(rest, '<')
-		if lt < 0 {
-			break
-		}
-		gt := strings.IndexByte(rest[lt:], '>')
-		if gt < 0 {
+		_, inner, after, ok := nextAngle(rest)
+		if !ok {
 			break
 		}
 		found = true
-		add(strings.Join(strings.Fields(rest[lt+1:lt+gt]), ""))
-		rest = rest[lt+gt+1:]
+		add(strings.Join(strings.Fields(inner), ""))
+		rest = after
 	}
 	if !found {
 		for _, tok := range strings.FieldsFunc(raw, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' }) {
@@ -216,4 +207,17 @@ func trimBrackets(s string) string {
 		return ids[0]
 	}
 	return strings.ToValidUTF8(strings.Trim(strings.TrimSpace(s), "<>"), "\uFFFD")
+}
+
+// nextAngle finds the first "<…>" in s: the text before it, inside it and after it.
+func nextAngle(s string) (before, inner, after string, ok bool) {
+	lt := strings.IndexByte(s, '<')
+	if lt < 0 {
+		return "", "", "", false
+	}
+	gt := strings.IndexByte(s[lt:], '>')
+	if gt < 0 {
+		return "", "", "", false
+	}
+	return s[:lt], s[lt+1 : lt+gt], s[lt+gt+1:], true
 }

@@ -316,12 +316,8 @@ func decodeUU(b []byte) ([]byte, bool) {
 	var out []byte
 	in := false
 	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		line = bytes.TrimRight(line, "\r")
 		if !in {
 			in = bytes.HasPrefix(line, []byte("begin "))
@@ -412,16 +408,20 @@ func splitMultipart(body []byte, boundary string, maxParts int) (parts [][]byte,
 // that starts with "--" and is long enough to be a generated boundary.
 func guessBoundary(body []byte) string {
 	for len(body) > 0 {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
+		var line []byte
+		line, body = nextLine(body)
 		line = bytes.TrimRight(line, "\r \t")
 		if len(line) > 6 && bytes.HasPrefix(line, []byte("--")) && !bytes.ContainsAny(line[2:], " ") {
 			return string(bytes.TrimSuffix(line[2:], []byte("--")))
 		}
 	}
 	return ""
+}
+
+// nextLine splits b after its first line feed: the line without the LF, and the rest.
+func nextLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }

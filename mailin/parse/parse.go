@@ -100,6 +100,7 @@ type builder struct {
 }
 
 func (b *builder) warn(w string) {
+	w = strings.ToValidUTF8(w, "?")
 	if b.seen == nil {
 		b.seen = map[string]bool{}
 	}
