@@ -42,6 +42,9 @@ type SenderOptions struct {
 	Lease time.Duration
 	// Logger receives one record per failure; nil discards.
 	Logger *slog.Logger
+	// Outcome, when set, is called after each committed attempt with "sent", "retry" or "dead"
+	// (for metrics such as ops.Metrics.MailOut). It must not block.
+	Outcome func(outcome string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -53,6 +56,7 @@ type Sender struct {
 	outbox   *Outbox
 	tr       *transport
 	log      *slog.Logger
+	outcome  func(string)
 	now      func() time.Time
 	interval time.Duration
 	lease    time.Duration
@@ -85,6 +89,7 @@ func NewSender(o SenderOptions) (*Sender, error) {
 		outbox:   o.Outbox,
 		tr:       tr,
 		log:      o.Logger,
+		outcome:  o.Outcome,
 		now:      o.Now,
 		interval: o.Interval,
 		lease:    o.Lease,
@@ -99,6 +104,9 @@ func NewSender(o SenderOptions) (*Sender, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.outcome == nil {
+		s.outcome = func(string) {}
 	}
 	if s.interval <= 0 {
 		s.interval = time.Second
@@ -389,6 +397,11 @@ func (s *Sender) record(ctx context.Context, r claimed, d delivery) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("record outbox %d: %w", r.id, err)
+	}
+	if status == "pending" {
+		s.outcome("retry")
+	} else {
+		s.outcome(status)
 	}
 	if status != "sent" {
 		s.log.WarnContext(ctx, "outbound mail not delivered", "outbox", r.id, "ticket", r.ticketID,

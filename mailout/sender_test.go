@@ -138,6 +138,8 @@ func TestSendRetriesWithBackoffThenDies(t *testing.T) {
 	s := newTestSender(t, pool, ob, clk, sinkSMTP(t, srv))
 	ticket := seedTicket(t, pool, "zoe@example.net")
 	id, _ := enqueue(t, pool, ob, ackMail("ack:retry", ticket, "zoe@example.net"))
+	outcomes := map[string]int{}
+	s.outcome = func(o string) { outcomes[o]++ } // runOnce below sends one row at a time
 
 	faults := []*smtp.SMTPError{
 		{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"},
@@ -192,6 +194,9 @@ func TestSendRetriesWithBackoffThenDies(t *testing.T) {
 	}
 	if n := countRows(t, pool, `SELECT count(*) FROM outbox WHERE kind = $1`, KindDeadLetter); n != 1 {
 		t.Errorf("%d dead-letter notices, want 1", n)
+	}
+	if outcomes["retry"] != len(waits) || outcomes["dead"] != 1 || outcomes["sent"] != 1 {
+		t.Errorf("outcomes %v, want %d retry, 1 dead, 1 sent", outcomes, len(waits))
 	}
 }
 
