@@ -390,8 +390,15 @@ func (b *builder) finish(fields []field, top *entity) {
 	if b.plain != nil && strings.TrimSpace(b.plain.text) != "" {
 		msg.Text = b.plain.text
 		msg.Charset, msg.DeclaredCharset = b.plain.charset, b.plain.declared
-		for _, x := range b.extra {
-			msg.Text = strings.TrimRight(msg.Text, "\n") + "\n\n" + x
+		if len(b.extra) > 0 {
+			var sb strings.Builder
+			sb.WriteString(strings.TrimRight(msg.Text, "\n"))
+			for _, x := range b.extra {
+				sb.WriteString("\n\n")
+				sb.WriteString(strings.TrimRight(x, "\n"))
+			}
+			sb.WriteByte('\n')
+			msg.Text = sb.String()
 		}
 	} else if b.html != nil {
 		msg.Text = HTMLToText(b.html.text)

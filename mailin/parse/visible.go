@@ -348,19 +348,31 @@ func isAttributionLine(s string, multi bool) bool {
 	}
 	r, _ := utf8.DecodeRuneInString(s)
 	startsDate := unicode.IsDigit(r) || weekdayStart(s)
+	// Real attributions carry a date (digits) or an address.
+	dated := hasDigit(s) || strings.Contains(s, "@")
 	for _, e := range attributionEndings {
 		if strings.HasSuffix(lower, e) {
 			if multi {
-				return lead || unicode.IsDigit(r)
+				return (lead || unicode.IsDigit(r)) && dated
 			}
-			return lead || startsDate || strings.Contains(s, "@") || hasDigit(s)
+			return dated
 		}
 	}
-	// "<date>, <name> <address>:" (Gmail in several locales, Yandex, Mail.ru, Russian clients)
-	if strings.Contains(s, "@") && hasDigit(s) && (lead || startsDate) {
-		return true
+	// "<date>, <name> <address>:" (Gmail in several locales, Yandex, Mail.ru, Russian clients): the
+	// address in angle brackets ends the line.
+	return (lead || startsDate) && hasDigit(s) && endsWithAddress(s)
+}
+
+// endsWithAddress reports whether s ends with "<addr@host>:" or "addr@host:".
+func endsWithAddress(s string) bool {
+	s = strings.TrimRight(strings.TrimSpace(s), ":：")
+	s = strings.TrimSpace(strings.TrimSuffix(s, ")"))
+	if strings.HasSuffix(s, ">") {
+		lt := strings.LastIndexByte(s, '<')
+		return lt >= 0 && strings.Contains(s[lt:], "@")
 	}
-	return false
+	fields := strings.Fields(s)
+	return len(fields) > 0 && strings.Contains(fields[len(fields)-1], "@")
 }
 
 // weekdayStart reports whether s starts with a short word, a comma and a number, like

@@ -51,6 +51,8 @@ func TestVisibleText(t *testing.T) {
 		{"top-quoted forward falls back", "---------- Forwarded message ---------\nFrom: A <a@x>\nDate: Mon\nSubject: S\nTo: B <b@x>\n\nbody\n", "---------- Forwarded message ---------\nFrom: A <a@x>\nDate: Mon\nSubject: S\nTo: B <b@x>\n\nbody"},
 		{"not an attribution", "On your remote host you can run:\n\n  telnet 127.0.0.1\n", "On your remote host you can run:\n\n  telnet 127.0.0.1"},
 		{"dash in text is no signature", "A fix -- not a signature.\nBye\n", "A fix -- not a signature.\nBye"},
+		{"colon sentence with address is no attribution", "On Monday the printer (ask bob@x.com) showed:\nError 42\n", "On Monday the printer (ask bob@x.com) showed:\nError 42"},
+		{"wrote without date is no attribution", "Here is what I wrote:\nhello\n", "Here is what I wrote:\nhello"},
 		{"regards block", "Please help.\n\nBest regards,\nJohn Doe\nCEO\n", "Please help."},
 		{"thanks kept", "Please help.\n\nThanks,\nAlex\n", "Please help.\n\nThanks,\nAlex"},
 	}
