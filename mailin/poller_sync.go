@@ -1,0 +1,311 @@
+package mailin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/jackc/pgx/v5"
+)
+
+// flagBatch caps the UIDs of one STORE/MOVE command and one database look-up.
+const flagBatch = 500
+
+// loadCheckpoint returns the last stored UID of the mailbox for uidValidity, creating the row on
+// first use. A different stored UIDVALIDITY means the server renumbered the folder (RFC 3501
+// §2.3.1.1): the old UIDs mean nothing now, so the checkpoint restarts at 0 and the folder is read
+// again; the Ingester marks messages it already has as duplicates.
+func (p *Poller) loadCheckpoint(ctx context.Context, uidValidity uint32) (uint32, error) {
+	var storedUV, last int64
+	err := p.pool.QueryRow(ctx, `INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid) VALUES ($1, $2, 0)
+		ON CONFLICT (mailbox) DO UPDATE SET mailbox = EXCLUDED.mailbox
+		RETURNING uidvalidity, last_uid`, p.mb.Name, int64(uidValidity)).Scan(&storedUV, &last)
+	if err != nil {
+		return 0, fmt.Errorf("load checkpoint: %w", err)
+	}
+	if storedUV == int64(uidValidity) {
+		return uint32(last), nil
+	}
+	p.log.Warn("UIDVALIDITY changed: re-reading the folder from the start; messages already ingested become duplicates",
+		"old_uidvalidity", storedUV, "new_uidvalidity", uidValidity, "old_last_uid", last)
+	if _, err := p.pool.Exec(ctx, `UPDATE mailbox_state SET uidvalidity = $2, last_uid = 0, updated_at = now() WHERE mailbox = $1`,
+		p.mb.Name, int64(uidValidity)); err != nil {
+		return 0, fmt.Errorf("reset checkpoint: %w", err)
+	}
+	return 0, nil
+}
+
+// recover finishes what a previous run left: pending raw mail is ingested, then every message up
+// to the checkpoint that is processed but still unseen (or, with a processed folder, still in the
+// folder) is flagged and moved. This covers a crash between the raw commit and the ingest, and
+// between the ingest and \Seen.
+func (s *imapSession) recover(ctx context.Context) error {
+	if _, err := s.p.ing.ProcessPending(ctx, s.p.mb.Name); err != nil {
+		return fmt.Errorf("ingest pending mail: %w", err)
+	}
+	if s.lastUID == 0 {
+		return nil
+	}
+	criteria := &imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 1, Stop: imap.UID(s.lastUID)}}}}
+	if s.p.mb.ProcessedFolder == "" {
+		criteria.NotFlag = []imap.Flag{imap.FlagSeen}
+	}
+	done := s.guard(ctx)
+	data, err := s.c.UIDSearch(criteria, nil).Wait()
+	done()
+	if err != nil {
+		return fmt.Errorf("search processed messages: %w", err)
+	}
+	left := data.AllUIDs()
+	for len(left) > 0 {
+		n := min(len(left), flagBatch)
+		uids, err := s.p.processedUIDs(ctx, `uid = ANY($3)`, s.uidValidity, uidInts(left[:n]))
+		if err != nil {
+			return err
+		}
+		if err := s.markDone(ctx, uids); err != nil {
+			return err
+		}
+		left = left[n:]
+	}
+	return nil
+}
+
+// newMessage is a UID with its RFC822.SIZE.
+type newMessage struct {
+	uid  imap.UID
+	size int64
+}
+
+// fetchNew stores, ingests and flags every message above the checkpoint, chunk by chunk.
+func (s *imapSession) fetchNew(ctx context.Context) error {
+	select { // an EXISTS from now on means another round
+	case <-s.exists:
+	default:
+	}
+	msgs, err := s.listNew(ctx)
+	if err != nil {
+		return err
+	}
+	for len(msgs) > 0 {
+		n, bytes := 0, int64(0)
+		for n < len(msgs) && n < chunkMessages {
+			size := msgs[n].size
+			if size > s.p.o.MaxMessageBytes {
+				size = 0 // not fetched
+			}
+			if n > 0 && bytes+size > chunkBytes {
+				break
+			}
+			bytes += size
+			n++
+		}
+		if err := s.syncChunk(ctx, msgs[:n]); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// listNew returns the UIDs above the checkpoint with their sizes, in UID order.
+func (s *imapSession) listNew(ctx context.Context) ([]newMessage, error) {
+	defer s.guard(ctx)()
+	// "last+1:*" includes the highest UID even when it is not above last (RFC 3501 §6.4.8), so
+	// the answer is filtered.
+	set := imap.UIDSet{{Start: imap.UID(s.lastUID + 1), Stop: 0}}
+	bufs, err := s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("fetch new uids: %w", err)
+	}
+	out := make([]newMessage, 0, len(bufs))
+	for _, b := range bufs {
+		if uint32(b.UID) > s.lastUID {
+			out = append(out, newMessage{uid: b.UID, size: b.RFC822Size})
+		}
+	}
+	slices.SortFunc(out, func(a, b newMessage) int { return int(a.uid) - int(b.uid) })
+	return out, nil
+}
+
+// syncChunk fetches the chunk's bodies (BODY.PEEK[] leaves \Seen alone, RFC 3501 §6.4.5), stores
+// them with the advanced checkpoint in one transaction, then ingests and flags them.
+func (s *imapSession) syncChunk(ctx context.Context, chunk []newMessage) error {
+	start := time.Now()
+	var want imap.UIDSet
+	for _, m := range chunk {
+		if m.size <= s.p.o.MaxMessageBytes {
+			want.AddNum(m.uid)
+		}
+	}
+	bodies := map[imap.UID][]byte{}
+	if len(want) > 0 {
+		section := &imap.FetchItemBodySection{Peek: true}
+		done := s.guard(ctx)
+		bufs, err := s.c.Fetch(want, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		done()
+		if err != nil {
+			return fmt.Errorf("fetch messages %s: %w", want, err)
+		}
+		for _, b := range bufs {
+			if raw := b.FindBodySection(section); raw != nil {
+				bodies[b.UID] = raw
+			}
+		}
+	}
+	raws := make([]RawMail, 0, len(chunk))
+	for _, m := range chunk {
+		if m.size > s.p.o.MaxMessageBytes {
+			raws = append(raws, NewRaw(s.p.mb.Name, s.uidValidity, uint32(m.uid), nil, m.size, s.p.o.MaxMessageBytes))
+			s.p.log.Warn("message over the size cap left in the mailbox", "uid", m.uid, "size", m.size)
+			continue
+		}
+		raw, ok := bodies[m.uid]
+		if !ok { // expunged by someone else since it was listed; its UID is never reused
+			s.p.log.Info("message vanished before it was fetched", "uid", m.uid)
+			continue
+		}
+		raws = append(raws, NewRaw(s.p.mb.Name, s.uidValidity, uint32(m.uid), raw, int64(len(raw)), s.p.o.MaxMessageBytes))
+	}
+	upTo := uint32(chunk[len(chunk)-1].uid)
+	stored := time.Now()
+	ids, err := s.p.storeChunk(ctx, s.uidValidity, raws, upTo)
+	if err != nil {
+		return err
+	}
+	s.lastUID = upTo
+	s.p.failpoint(FailAfterStore)
+
+	ingested := time.Now()
+	outs, err := s.p.ing.ProcessPending(ctx, s.p.mb.Name)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	s.p.failpoint(FailAfterCommit)
+	flagged := time.Now()
+	defer func() {
+		s.p.log.Debug("chunk synced", "messages", len(chunk), "up_to_uid", upTo, "fetch", stored.Sub(start),
+			"store", ingested.Sub(stored), "ingest", flagged.Sub(ingested), "flag", time.Since(flagged))
+	}()
+	for _, o := range outs {
+		ids = append(ids, o.RawID)
+	}
+	uids, err := s.p.processedUIDs(ctx, `id = ANY($3)`, s.uidValidity, ids)
+	if err != nil {
+		return err
+	}
+	return s.markDone(ctx, uids)
+}
+
+// storeChunk stores raws and advances the checkpoint to upTo in one transaction: once it commits,
+// the messages are safe and will never be fetched again under this UIDVALIDITY.
+func (p *Poller) storeChunk(ctx context.Context, uidValidity uint32, raws []RawMail, upTo uint32) ([]int64, error) {
+	ids := make([]int64, 0, len(raws))
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		for _, r := range raws {
+			id, _, err := StoreRaw(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE mailbox_state SET last_uid = GREATEST(last_uid, $3), updated_at = now()
+			WHERE mailbox = $1 AND uidvalidity = $2`, p.mb.Name, int64(uidValidity), int64(upTo))
+		if err != nil {
+			return fmt.Errorf("advance checkpoint: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("advance checkpoint: mailbox_state of %s is not at UIDVALIDITY %d", p.mb.Name, uidValidity)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store %d messages up to uid %d: %w", len(raws), upTo, err)
+	}
+	return ids, nil
+}
+
+// processedUIDs returns the UIDs, under uidValidity, of this mailbox's raw mail selected by cond
+// (on $3 = arg) that is done with (not pending) and was fetched (oversize mail stays unseen).
+func (p *Poller) processedUIDs(ctx context.Context, cond string, uidValidity uint32, arg []int64) ([]imap.UID, error) {
+	if len(arg) == 0 {
+		return nil, nil
+	}
+	rows, err := p.pool.Query(ctx, `SELECT uid FROM raw_mails
+		WHERE mailbox = $1 AND uidvalidity = $2 AND `+cond+` AND state <> 'pending' AND raw IS NOT NULL
+		ORDER BY uid`, p.mb.Name, int64(uidValidity), arg)
+	if err != nil {
+		return nil, fmt.Errorf("look up processed messages: %w", err)
+	}
+	uids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (imap.UID, error) {
+		var u int64
+		err := r.Scan(&u)
+		return imap.UID(u), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up processed messages: %w", err)
+	}
+	return uids, nil
+}
+
+// markDone sets \Seen on processed messages and moves them to the processed folder when one is
+// configured: MOVE (RFC 6851), or UID COPY + \Deleted + UID EXPUNGE (RFC 4315) of exactly those
+// UIDs, or a plain EXPUNGE on a server without UIDPLUS. Every step is idempotent.
+func (s *imapSession) markDone(ctx context.Context, uids []imap.UID) error {
+	for len(uids) > 0 {
+		n := min(len(uids), flagBatch)
+		set := imap.UIDSetNum(uids[:n]...)
+		uids = uids[n:]
+		s.p.failpoint(FailBeforeSeen)
+		if err := s.flagAndMove(ctx, set); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *imapSession) flagAndMove(ctx context.Context, set imap.UIDSet) error {
+	defer s.guard(ctx)()
+	seen := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}
+	if err := s.c.Store(set, seen, nil).Close(); err != nil {
+		return fmt.Errorf("store \\Seen on %s: %w", set, err)
+	}
+	dest := s.p.mb.ProcessedFolder
+	if dest == "" {
+		return nil
+	}
+	if s.canMove && !s.p.o.DisableMove {
+		if _, err := s.c.Move(set, dest).Wait(); err != nil {
+			return fmt.Errorf("move %s to %s: %w", set, dest, err)
+		}
+		return nil
+	}
+	if _, err := s.c.Copy(set, dest).Wait(); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", set, dest, err)
+	}
+	deleted := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+	if err := s.c.Store(set, deleted, nil).Close(); err != nil {
+		return fmt.Errorf("store \\Deleted on %s: %w", set, err)
+	}
+	var expunge *imapclient.ExpungeCommand
+	if s.canUIDPlus {
+		expunge = s.c.UIDExpunge(set)
+	} else {
+		expunge = s.c.Expunge() // RFC 3501 §6.4.3: also removes others' \Deleted messages
+	}
+	if err := expunge.Close(); err != nil {
+		return fmt.Errorf("expunge %s: %w", set, err)
+	}
+	return nil
+}
+
+func uidInts(uids []imap.UID) []int64 {
+	out := make([]int64, len(uids))
+	for i, u := range uids {
+		out[i] = int64(u)
+	}
+	return out
+}
