@@ -433,3 +433,45 @@ func TestCorpus(t *testing.T) {
 		t.Errorf("charsets: %d/%d fixtures clean, want all", charsets.pass, charsets.total)
 	}
 }
+
+// TestCorpusStructure pins the structure deskd derives from selected corpus messages whose MANIFEST
+// rows carry no parsing expectation: body text, attachment names and types, inline flags.
+func TestCorpusStructure(t *testing.T) {
+	dir := corpusDir(t)
+	tests := []struct {
+		path, textPrefix string
+		attachments      []string // "name|type|inline"
+	}{
+		{"structure/mailgem__attachment_message_rfc822.eml", "This is the first part.", []string{"ForwardedMessage.eml|message/rfc822|false"}},
+		{"structure/mailgem__attachment_nonascii_filename.eml", "This is the first part.", []string{"ciële.txt|text/plain|false"}},
+		{"structure/mailgem__attachment_with_base64_encoded_name.eml", "We should not include", []string{"This is a test.pdf|application/pdf|false"}},
+		{"structure/enmime__html-mime-inline.raw", "Test of text section", []string{"favicon.png|image/png|true"}},
+		{"structure/enmime__html-only-inline.raw", "Test of HTML section", []string{"favicon.png|image/png|true"}},
+		{"structure/mailgem__raw_email_with_nested_attachment.eml", "Here is a test of an attachment", []string{"truncated.png|image/png|true", "smime.p7s|application/pkcs7-signature|false"}},
+		{"structure/enmime__mime-mixed.raw", "Section one\n\nSection two", nil},
+		{"structure/mailgem__email_with_similar_boundaries.eml", "Test", []string{"LOGO.png|application/octetstream|false"}},
+		{"structure/mailparser__base64encodedroot.eml", "", []string{"screenshot.png|image/png|false"}},
+		{"bounces/mailgem__report_530.eml", "", []string{"|message/delivery-status|false", "|text/rfc822-headers|false"}},
+		{"bounces/sisimai__is-not-bounce-02.eml", "", []string{"original.eml|message/rfc822|false"}},
+		{"malformed/enmime__mime-unquoted-tspecials-param.raw", "Thank you for booking", []string{"Invoice_(302232133150612).pdf|application/pdf|false"}},
+		{"malformed/spamscope__mail_malformed_3", "Problemas para visualizar", nil},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.path), func(t *testing.T) {
+			m, err := Parse(loadFixture(t, dir, tt.path))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !strings.HasPrefix(strings.TrimSpace(m.Text), tt.textPrefix) {
+				t.Errorf("Text = %q, want prefix %q", clip(m.Text), tt.textPrefix)
+			}
+			var got []string
+			for _, a := range m.Attachments {
+				got = append(got, fmt.Sprintf("%s|%s|%v", a.Filename, a.ContentType, a.Inline))
+			}
+			if strings.Join(got, ",") != strings.Join(tt.attachments, ",") {
+				t.Errorf("attachments = %q, want %q", got, tt.attachments)
+			}
+		})
+	}
+}
