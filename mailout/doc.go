@@ -31,7 +31,9 @@
 // error), with capped exponential backoff and jitter, until the row's deadline (created_at +
 // RetryDeadline, default 24h); 'dead' after a permanent failure (5xx) or the deadline. A dead mail
 // writes a mail_dead event on its ticket and a dead_letter notice to the queue's agents (never for a
-// notice itself); a recipient refused with 5.1.x is marked undeliverable in contacts.
+// notice itself). A recipient refused with 5xx gets a mail_refused event and the mail goes to the
+// others; one refused with 5.1.x (RFC 3463 addressing status) is marked undeliverable in contacts,
+// and later mail to it is suppressed at enqueue.
 //
 // Delivery is at least once, and a duplicate is possible in exactly one window: after the SMTP server
 // has accepted the message (its 250 reply to the final "." of DATA) and before the transaction that
@@ -44,6 +46,9 @@
 // its lease does, a slow sender cannot be overtaken by another replica while transmitting, and an
 // outcome written by an overtaken sender is discarded (updates are guarded by the attempt number).
 // Receivers can discard the duplicate by its Message-ID (RFC 5322 §3.6.4: one id, one message).
+// Leases compare the clocks of the replicas that claim rows, so keep them synchronised (NTP): a skew
+// shortens or lengthens a lease by that much. The default lease is the SMTP timeout times (rows per
+// worker + 2), about 13 minutes with the defaults.
 //
 // # Loop and flood protection
 //
