@@ -48,7 +48,7 @@
 // Receivers can discard the duplicate by its Message-ID (RFC 5322 §3.6.4: one id, one message).
 // Leases compare the clocks of the replicas that claim rows, so keep them synchronised (NTP): a skew
 // shortens or lengthens a lease by that much. The default lease is the SMTP timeout times (rows per
-// worker + 2), about 13 minutes with the defaults.
+// worker + 2): 7.5 minutes with the defaults (30s, 50 rows, 4 workers).
 //
 // # Loop and flood protection
 //
