@@ -327,3 +327,36 @@ func TestFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestParseLargeInputsStayFast guards the linear paths: a large base64 attachment, a huge folded
+// header, many parts and a long HTML body.
+func TestParseLargeInputsStayFast(t *testing.T) {
+	payload := strings.Repeat("QUJDRA==\n", 1) + strings.Repeat(strings.Repeat("A", 76)+"\n", 60000)
+	var parts strings.Builder
+	for i := 0; i < 3000; i++ {
+		parts.WriteString("--b\nContent-Type: text/plain\nContent-Disposition: attachment; filename=f.txt\n\nx\n")
+	}
+	inputs := map[string]string{
+		"attachment": "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nhi\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + payload + "--b--\n",
+		"folded":     "Subject: x\n" + strings.Repeat(" folded line\n", 200000) + "\nbody\n",
+		"no blank":   "X-A: b\n" + strings.Repeat("not a header line\n", 200000),
+		"parts":      "Content-Type: multipart/mixed; boundary=b\n\n" + parts.String() + "--b--\n",
+		"html":       "Content-Type: text/html\n\n" + strings.Repeat("<div><a href=\"https://x\">link</a> text <blockquote>q</blockquote></div>", 40000),
+	}
+	for name, raw := range inputs {
+		start := time.Now()
+		m, err := Parse([]byte(raw))
+		if err != nil {
+			t.Fatalf("%s: Parse: %v", name, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: Parse took %v for %d bytes", name, d, len(raw))
+		}
+		if name == "attachment" && (len(m.Attachments) != 1 || m.Attachments[0].Size < 3_000_000) {
+			t.Errorf("attachment: %d attachments, warnings %q", len(m.Attachments), m.Warnings)
+		}
+		if name == "parts" && len(m.Attachments) >= maxParts {
+			t.Errorf("parts: %d attachments, want at most %d", len(m.Attachments), maxParts)
+		}
+	}
+}
