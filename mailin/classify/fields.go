@@ -7,8 +7,9 @@ import (
 // Limits that keep classification cheap on hostile input. Report parts and bounce texts are
 // small in practice; anything beyond these sizes is the returned message or garbage.
 const (
-	maxScan       = 256 << 10 // bytes of a part or text that are examined
-	maxRecipients = 1000      // recipients kept per report
+	maxScan       = 64 << 10 // bytes of a part or text that are examined
+	maxRecipients = 1000     // recipients kept per report
+	maxFieldLen   = 8 << 10  // bytes of one unfolded field value
 )
 
 // clip returns at most maxScan bytes of s.
@@ -36,30 +37,45 @@ type field struct {
 
 // parseFieldGroups splits header-like text (RFC 5322 §2.2 syntax, as used by the report
 // bodies of RFC 3464 §2.1, RFC 8098 §3.1 and RFC 5965 §3.1) into groups separated by blank
-// lines. Folded lines are unfolded (RFC 5322 §2.2.3). Lines that are not fields are ignored.
-func parseFieldGroups(text string) [][]field {
+// lines, stopping after maxGroups groups (-1: all). Folded lines are unfolded (RFC 5322
+// §2.2.3), values capped at maxFieldLen. Lines that are not fields are ignored.
+func parseFieldGroups(text string, maxGroups int) [][]field {
 	var groups [][]field
 	var cur []field
+	var folded strings.Builder // continuation of the last field in cur
+	end := func() {
+		if len(cur) > 0 && folded.Len() > 0 {
+			cur[len(cur)-1].value = strings.TrimSpace(cur[len(cur)-1].value + folded.String())
+		}
+		folded.Reset()
+	}
 	for _, line := range strings.Split(normalizeNewlines(clip(text)), "\n") {
 		if strings.TrimSpace(line) == "" {
+			end()
 			if len(cur) > 0 {
 				groups = append(groups, cur)
 				cur = nil
+				if len(groups) == maxGroups {
+					return groups
+				}
 			}
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if len(cur) > 0 {
-				cur[len(cur)-1].value = strings.TrimSpace(cur[len(cur)-1].value + " " + strings.TrimSpace(line))
+			if len(cur) > 0 && folded.Len() < maxFieldLen {
+				folded.WriteByte(' ')
+				folded.WriteString(strings.TrimSpace(line))
 			}
 			continue
 		}
+		end()
 		name, value, ok := strings.Cut(line, ":")
 		if !ok || name == "" || strings.ContainsAny(name, " \t") {
 			continue
 		}
 		cur = append(cur, field{name: strings.ToLower(name), value: strings.TrimSpace(value)})
 	}
+	end()
 	if len(cur) > 0 {
 		groups = append(groups, cur)
 	}
@@ -70,7 +86,7 @@ func parseFieldGroups(text string) [][]field {
 // text (leading blank lines skipped, the block ends at the first blank line); "" when absent.
 func headerField(text, name string) string {
 	text = strings.TrimLeft(normalizeNewlines(clip(text)), "\n")
-	groups := parseFieldGroups(text)
+	groups := parseFieldGroups(text, 1)
 	if len(groups) == 0 {
 		return ""
 	}

@@ -101,7 +101,7 @@ func classifyReport(m *parse.Message) (Result, bool) {
 
 // firstField returns the first value of the named field anywhere in a report body.
 func firstField(text, name string) string {
-	for _, g := range parseFieldGroups(text) {
+	for _, g := range parseFieldGroups(text, -1) {
 		for _, f := range g {
 			if f.name == name {
 				return f.value
@@ -121,7 +121,7 @@ type dsnRecipient struct {
 // per-recipient field starts the next recipient.
 func parseDSN(text string) []dsnRecipient {
 	var out []dsnRecipient
-	for _, g := range parseFieldGroups(text) {
+	for _, g := range parseFieldGroups(text, -1) {
 		var cur dsnRecipient
 		seen := map[string]bool{}
 		flush := func() {

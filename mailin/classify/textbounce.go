@@ -78,14 +78,18 @@ func isDaemonSender(m *parse.Message) bool {
 
 // classifyTextBounce recognises non-standard bounces and delay warnings in plain text.
 func classifyTextBounce(m *parse.Message) (Result, bool) {
-	human, returned := splitReturned(normalizeNewlines(clip(m.Text)))
 	subject := strings.TrimSpace(m.Subject)
 	xfr := findAddresses(header(m, "X-Failed-Recipients"))
 	ndr := hasHeader(m, "X-MS-Exchange-Message-Is-Ndr")
 	daemon := isDaemonSender(m)
 	subjFail, subjDelay := failureSubjectRe.MatchString(subject), delaySubjectRe.MatchString(subject)
+	subj := subjFail || subjDelay
+	if len(xfr) == 0 && !ndr && !daemon && !subj {
+		return Result{}, false // the text alone never makes a bounce; spare the scan
+	}
+	human, returned := splitReturned(normalizeNewlines(clip(m.Text)))
 	bodyFail, bodyDelay := failureBodyRe.MatchString(human), delayBodyRe.MatchString(human)
-	subj, body := subjFail || subjDelay, bodyFail || bodyDelay
+	body := bodyFail || bodyDelay
 
 	var signals []string
 	switch {
@@ -95,7 +99,7 @@ func classifyTextBounce(m *parse.Message) (Result, bool) {
 		signals = append(signals, "X-MS-Exchange-Message-Is-Ndr")
 	case daemon && (subj || body):
 		signals = append(signals, "mail system sender "+fromAddress(m))
-	case subj && body:
+	case subj && body && machineEvidence(m, human, returned):
 	default:
 		return Result{}, false
 	}
@@ -121,12 +125,16 @@ func classifyTextBounce(m *parse.Message) (Result, bool) {
 	return Result{Class: class, Reason: reason, Bounce: b}, true
 }
 
-func quoteShort(s string) string {
-	if r := []rune(s); len(r) > 60 {
-		s = string(r[:60]) + "…"
-	}
-	return `"` + s + `"`
+// machineEvidence reports whether a message whose subject and text read like a bounce also
+// looks machine-made: it returns the original (a copy or a message/rfc822 part), quotes an SMTP
+// reply or status code, has a null envelope sender or is marked Auto-Submitted. A person asking
+// "Returned mail: why?" has none of these.
+func machineEvidence(m *parse.Message, human, returned string) bool {
+	return returned != "" || attachment(m, returnedTypes...) != nil || codeLines(human) != "" ||
+		nullReturnPath(m) || autoSubmittedValue(m) != ""
 }
+
+func quoteShort(s string) string { return `"` + truncateRunes(s, 60) + `"` }
 
 // textRecipients extracts the failed recipients of a text bounce with their diagnostics. The
 // listed X-Failed-Recipients win; otherwise every address after the first "following
@@ -173,11 +181,14 @@ func textRecipients(m *parse.Message, human, returned string, xfr []string, acti
 		diag := collapseSpace(strings.Join(blocks[a], " "))
 		context := ""
 		if len(order) == 1 {
+			// The whole report is about this recipient: borrow its codes, or failing that its
+			// words, when the recipient's own lines say nothing.
 			context = human
-			if strings.TrimSpace(strings.ReplaceAll(strings.ToLower(diag), a, "")) == "" ||
-				(findStatus(diag) == "" && findReplyCode(diag) == "") {
+			if findStatus(diag) == "" && findReplyCode(diag) == "" {
 				if codes := codeLines(human); codes != "" {
 					diag = strings.TrimSpace(diag + " " + codes)
+				} else if strings.TrimSpace(strings.Trim(diag, "<>:")) == a {
+					diag = truncateRunes(collapseSpace(human), 300)
 				}
 			}
 		}
@@ -257,6 +268,14 @@ func codeLines(text string) string {
 		}
 	}
 	return collapseSpace(strings.Join(out, " "))
+}
+
+// truncateRunes shortens s to at most n runes, marking a cut with "…".
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 func collapseSpace(s string) string { return strings.Join(strings.Fields(s), " ") }
