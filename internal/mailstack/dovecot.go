@@ -151,22 +151,11 @@ func StartDovecot(ctx context.Context, opts DovecotOptions) (*Dovecot, error) {
 	if len(opts.Users) == 0 {
 		return nil, errors.New("start dovecot: no Users")
 	}
-	var lastErr error
-	for range startAttempts {
-		d, err := startDovecotOnce(ctx, opts)
-		if err == nil {
-			return d, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil || !strings.Contains(err.Error(), "in use") {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryOnPortClash(ctx, func() (*Dovecot, error) { return startDovecotOnce(ctx, opts) })
 }
 
 func startDovecotOnce(ctx context.Context, opts DovecotOptions) (*Dovecot, error) {
-	dir, err := filepath.Abs(opts.Dir)
+	dir, err := prepareDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("start dovecot: %w", err)
 	}
@@ -184,12 +173,6 @@ func startDovecotOnce(ctx context.Context, opts DovecotOptions) (*Dovecot, error
 	}
 	uid, gid, err := ids(mailUser)
 	if err != nil {
-		return nil, fmt.Errorf("start dovecot: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("start dovecot: %w", err)
-	}
-	if err := ensureTraversable(dir); err != nil {
 		return nil, fmt.Errorf("start dovecot: %w", err)
 	}
 	mailDir := filepath.Join(dir, "mail")

@@ -129,32 +129,15 @@ func StartPostfix(ctx context.Context, opts PostfixOptions) (*Postfix, error) {
 	if _, _, err := net.SplitHostPort(opts.LMTP); err != nil {
 		return nil, fmt.Errorf("start postfix: LMTP %q: %w", opts.LMTP, err)
 	}
-	var lastErr error
-	for range startAttempts {
-		p, err := startPostfixOnce(ctx, opts)
-		if err == nil {
-			return p, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil || !strings.Contains(err.Error(), "in use") {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryOnPortClash(ctx, func() (*Postfix, error) { return startPostfixOnce(ctx, opts) })
 }
 
 func startPostfixOnce(ctx context.Context, opts PostfixOptions) (*Postfix, error) {
-	dir, err := filepath.Abs(opts.Dir)
+	dir, err := prepareDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("start postfix: %w", err)
 	}
 	p := &Postfix{dir: dir, confDir: filepath.Join(dir, "conf"), logPath: filepath.Join(dir, "postfix.log"), exited: make(chan struct{})}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("start postfix: %w", err)
-	}
-	if err := ensureTraversable(dir); err != nil {
-		return nil, fmt.Errorf("start postfix: %w", err)
-	}
 	for _, sub := range []string{p.confDir, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return nil, fmt.Errorf("start postfix: %w", err)

@@ -23,6 +23,39 @@ const startAttempts = 3
 // stopGrace is how long Stop waits after SIGTERM before SIGKILL.
 const stopGrace = 300 * time.Millisecond
 
+// retryOnPortClash calls start up to startAttempts times while it fails
+// because a port it picked was taken in the meantime ("Address already in
+// use" in the error or the log it carries).
+func retryOnPortClash[T any](ctx context.Context, start func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range startAttempts {
+		v, err = start()
+		if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "in use") {
+			break
+		}
+	}
+	return v, err
+}
+
+// prepareDir makes dir (absolute) exist and reachable by the servers'
+// unprivileged users.
+func prepareDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", err
+	}
+	if err := ensureTraversable(abs); err != nil {
+		return "", err
+	}
+	return abs, nil
+}
+
 // freePorts returns n distinct free TCP ports on 127.0.0.1.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)

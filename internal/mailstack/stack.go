@@ -30,23 +30,33 @@ func StartStack(tb testing.TB, users map[string]string) *Stack {
 	if err != nil {
 		tb.Fatalf("mailstack: %v", err)
 	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("--- dovecot log (%s):\n%s", d.LogPath(), d.Log())
-		}
-		d.Stop()
-	})
+	stopOnCleanup(tb, "dovecot", d)
 	p, err := StartPostfix(ctx, PostfixOptions{Dir: filepath.Join(root, "postfix"), LMTP: d.LMTPAddr(), Domains: domains(users)})
 	if err != nil {
 		tb.Fatalf("mailstack: %v", err)
 	}
+	stopOnCleanup(tb, "postfix", p)
+	return &Stack{Dovecot: d, Postfix: p}
+}
+
+// server is what Dovecot and Postfix have in common.
+type server interface {
+	LogPath() string
+	Log() string
+	Stop() error
+}
+
+// stopOnCleanup stops srv when the test ends, after logging the end of its
+// log if the test failed.
+func stopOnCleanup(tb testing.TB, name string, srv server) {
 	tb.Cleanup(func() {
 		if tb.Failed() {
-			tb.Logf("--- postfix log (%s):\n%s", p.LogPath(), p.Log())
+			tb.Logf("--- %s log (%s):\n%s", name, srv.LogPath(), srv.Log())
 		}
-		p.Stop()
+		if err := srv.Stop(); err != nil {
+			tb.Logf("mailstack: %v", err)
+		}
 	})
-	return &Stack{Dovecot: d, Postfix: p}
 }
 
 // domains returns the sorted distinct domains of the addresses in users.
