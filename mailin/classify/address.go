@@ -7,10 +7,16 @@ import (
 	"github.com/deskd/deskd/mailin/parse"
 )
 
-// emailRe finds addr-spec shaped strings (RFC 5322 §3.4.1 dot-atom@domain) in free text. It is
-// deliberately narrower than the RFC: quoted local parts and domain literals do not occur in
-// the bounce texts it is used on.
-var emailRe = regexp.MustCompile(`[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+`)
+// emailRe finds addr-spec shaped strings (RFC 5322 §3.4.1 dot-atom@domain) in free text,
+// including Latin, Greek and Cyrillic UTF-8 letters (RFC 6532 §3.2). It is deliberately narrower
+// than the RFCs: quoted local parts and domain literals do not occur in the bounce texts it is
+// used on, and CJK letters are left out because Japanese and Chinese bounce texts write words
+// right against an address ("<user@example.jp>宛").
+var emailRe = func() *regexp.Regexp {
+	const letter = `\p{Latin}\p{Greek}\p{Cyrillic}0-9`
+	const label = `[` + letter + `](?:[` + letter + `-]*[` + letter + `])?`
+	return regexp.MustCompile(`[` + letter + `.!#$%&'*+/=?^_{|}~-]+@` + label + `(?:\.` + label + `)+`)
+}()
 
 // findAddresses returns the addresses in s, lower-cased, in order of first appearance.
 func findAddresses(s string) []string {
