@@ -60,6 +60,11 @@ type Options struct {
 	// self-signed certificate for 127.0.0.1 and localhost. Plaintext
 	// authentication stays allowed either way.
 	STARTTLS bool
+	// IMAPListen and SMTPListen are the listen addresses; empty means
+	// "127.0.0.1:0" (a free port). Only loopback addresses are accepted,
+	// e.g. "127.0.0.1:1143" for `deskd demo` so a mail client can connect.
+	IMAPListen string
+	SMTPListen string
 	// MaxMessageBytes caps the size of a message accepted over SMTP
 	// (RFC 1870 SIZE). Zero means 32 MiB.
 	MaxMessageBytes int64
@@ -146,12 +151,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.clientTL = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 	}
 
-	var lc net.ListenConfig
-	imapLn, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	imapLn, err := listenLoopback(ctx, opts.IMAPListen)
 	if err != nil {
 		return nil, fmt.Errorf("start memmail: listen imap: %w", err)
 	}
-	smtpLn, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	smtpLn, err := listenLoopback(ctx, opts.SMTPListen)
 	if err != nil {
 		imapLn.Close()
 		return nil, fmt.Errorf("start memmail: listen smtp: %w", err)
@@ -189,6 +193,23 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.serve(func() error { return s.imapSrv.Serve(s.pipeLn) })
 	s.serve(func() error { return s.smtpSrv.Serve(smtpLn) })
 	return s, nil
+}
+
+// listenLoopback listens on addr, which must be a loopback host:port;
+// empty means 127.0.0.1:0.
+func listenLoopback(ctx context.Context, addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%s is not a loopback address", addr)
+	}
+	var lc net.ListenConfig
+	return lc.Listen(ctx, "tcp", addr)
 }
 
 // imapCaps is what the IMAP server advertises: IMAP4rev1 (like Dovecot 2.3)

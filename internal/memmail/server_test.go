@@ -469,3 +469,14 @@ func TestSTARTTLS(t *testing.T) {
 		t.Error("ClientTLSConfig without STARTTLS is not nil")
 	}
 }
+
+func TestListenOnlyOnLoopback(t *testing.T) {
+	_, err := Start(context.Background(), Options{Users: map[string]string{desk: deskPass}, IMAPListen: "0.0.0.0:0"})
+	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Fatalf("Start on 0.0.0.0: %v, want a refusal", err)
+	}
+	s := startServer(t, Options{IMAPListen: "127.0.0.1:0", SMTPListen: "localhost:0"})
+	if host, _, _ := net.SplitHostPort(s.SMTPAddr()); host != "127.0.0.1" {
+		t.Errorf("SMTPAddr = %s, want 127.0.0.1", s.SMTPAddr())
+	}
+}
