@@ -480,3 +480,26 @@ func TestListenOnlyOnLoopback(t *testing.T) {
 		t.Errorf("SMTPAddr = %s, want 127.0.0.1", s.SMTPAddr())
 	}
 }
+
+func BenchmarkSMTPDelivery(b *testing.B) {
+	s, err := Start(context.Background(), Options{Users: map[string]string{desk: deskPass}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c, err := smtp.Dial(s.SMTPAddr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	raw := "From: alice@example.test\r\nSubject: bench\r\n\r\n" + strings.Repeat("line of text\r\n", 200)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if err := c.SendMail(alice, []string{desk}, strings.NewReader(raw)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if got := s.Accepted(); got < int64(b.N) {
+		b.Fatalf("Accepted() = %d, want >= %d", got, b.N)
+	}
+}
