@@ -231,3 +231,26 @@ func FuzzSanitizeHeader(f *testing.F) {
 		}
 	})
 }
+
+func FuzzThreadHeaders(f *testing.F) {
+	f.Add("<a@x>", "<r1@x> <r2@x>")
+	f.Add("c@x\r\nBcc: y", "<a@x>")
+	f.Add("<1234@local.machine.example>", "<1234@local.machine.example> <3456@example.net>") // RFC 5322 Appendix A.2
+	f.Fuzz(func(t *testing.T, parent, refs string) {
+		irt, chain := ThreadHeaders(parent, strings.Fields(refs))
+		if irt == "" {
+			if chain != nil {
+				t.Fatalf("references %q without a parent", chain)
+			}
+			return
+		}
+		if len(chain) == 0 || len(chain) > MaxReferences || chain[len(chain)-1] != irt {
+			t.Fatalf("chain %q for parent %q", chain, irt)
+		}
+		for _, id := range append(chain, irt) {
+			if cleanMsgID(id) != id {
+				t.Fatalf("unclean id %q", id)
+			}
+		}
+	})
+}
