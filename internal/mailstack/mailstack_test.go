@@ -3,6 +3,7 @@ package mailstack
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/mail"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
 )
 
 const (
@@ -210,6 +212,12 @@ func TestSNailReportsRefusal(t *testing.T) {
 	if !strings.Contains(err.Error(), "554") && !strings.Contains(strings.ToLower(err.Error()), "relay") {
 		t.Errorf("error = %v, want Postfix's relay refusal", err)
 	}
+
+	err = st.Dovecot.Deliver(ctx, "nobody@demo.test", []byte("Subject: x\r\n\r\ny\r\n"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 550 {
+		t.Errorf("LMTP delivery to an unknown user: %v, want 550", err)
+	}
 }
 
 func TestMboxFileEscapesOnlySeparatorLines(t *testing.T) {
@@ -220,7 +228,7 @@ func TestMboxFileEscapesOnlySeparatorLines(t *testing.T) {
 	}
 }
 
-func TestRequireSkipsOrFails(t *testing.T) {
+func TestAvailableNamesInstallHint(t *testing.T) {
 	saved := snailBin
 	snailBin = "/nonexistent/s-nail"
 	defer func() { snailBin = saved }()
