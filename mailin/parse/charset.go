@@ -127,7 +127,6 @@ func resolveCharset(label string) charsetInfo {
 		return charsetInfo{kind: kindUnknown}
 	case simplifiedchinese.GBK:
 		enc = simplifiedchinese.GB18030 // superset: mail labelled gb2312/gbk often uses GB18030 characters
-	case encoding.Nop, charmap.Windows1252:
 	}
 	info := charsetInfo{kind: kindEncoding, enc: enc}
 	switch enc {

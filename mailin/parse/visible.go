@@ -330,7 +330,7 @@ var attributionEndings = []string{
 }
 
 var attributionLeads = []string{
-	"on ", "am ", "le ", "el ", "op ", "il ", "em ", "den ", "på ", "w dniu ", "dnia ", "в ", "в ",
+	"on ", "am ", "le ", "el ", "op ", "il ", "em ", "den ", "på ", "w dniu ", "dnia ", "в ",
 	"在 ", "在", "於 ", "at ", "i ", "o ", "el día ", "el dia ", "citando ", "quoting ", "zitat von ",
 }
 
