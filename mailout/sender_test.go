@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -528,5 +529,46 @@ func TestRunDrainsAndStopsOnCancel(t *testing.T) {
 	}
 	if len(s.tr.idle) != 0 {
 		t.Errorf("%d idle connections left open after Run returned", len(s.tr.idle))
+	}
+}
+
+// TestTwoSendersNeverSendOneRowTwice runs two senders (two replicas) on one outbox at once.
+func TestTwoSendersNeverSendOneRowTwice(t *testing.T) {
+	t.Parallel()
+	pool := newDB(t)
+	clk := newClock()
+	limits := testLimits()
+	limits.PerRecipientPerHour = 0
+	ob := newTestOutbox(t, clk, limits)
+	srv := startSink(t, "zoe@example.net")
+	ticket := seedTicket(t, pool, "zoe@example.net")
+	const n = 60
+	for i := range n {
+		m := ackMail(fmt.Sprintf("ack:two:%d", i), ticket, "zoe@example.net")
+		m.AutoSubmitted = "" // no per-ticket limit
+		enqueue(t, pool, ob, m)
+	}
+	a := newTestSender(t, pool, ob, clk, sinkSMTP(t, srv))
+	b := newTestSender(t, pool, ob, clk, sinkSMTP(t, srv))
+	a.batch, b.batch = 7, 7
+	var wg sync.WaitGroup
+	for _, s := range []*Sender{a, b} {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := s.runOnce(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	counts := deliveriesByMessageID(t, srv)
+	for id, c := range counts {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", id, c)
+		}
+	}
+	if len(counts) != n || countRows(t, pool, `SELECT count(*) FROM outbox WHERE status = 'sent'`) != n {
+		t.Errorf("%d distinct deliveries, want %d all sent", len(counts), n)
 	}
 }
