@@ -40,8 +40,8 @@ type decision struct {
 //   - automated mail beyond the per-ticket, per-recipient or global hourly limit is suppressed (a
 //     recipient over its limit is dropped from the mail). Human-authored mail is never rate limited.
 //
-// A per-ticket limit hit, or a per-recipient hit where the recipient's mail this hour was all about
-// this ticket, is a loop: decide asks for the breaker to trip.
+// A per-ticket limit hit, or a per-recipient hit where that recipient's automated mail about this
+// ticket alone reached the limit within the hour, is a loop: decide asks for the breaker to trip.
 func (o *Outbox) decide(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time) (decision, error) {
 	var d decision
 	keep := make([]Address, 0, len(m.To))
