@@ -79,12 +79,12 @@ func TestPollerCrashAfterStore(t *testing.T) {
 	if got := h.count(`SELECT count(*) FROM mailbox_state WHERE last_uid = 5`); got != 1 {
 		t.Errorf("checkpoint not at UID 5 after the crash")
 	}
-	h.start(pollMailbox(t, h.mail.addr()), pollOptions(nil))
+	h.start(h.mailbox(), pollOptions(nil))
 	h.waitTickets(5, 10*time.Second)
-	h.waitAllSeen("INBOX", 5)
+	h.waitAllSeen(h.folder, 5)
 	h.appendMail(1)
 	h.waitTickets(6, 5*time.Second)
-	h.waitAllSeen("INBOX", 6)
+	h.waitAllSeen(h.folder, 6)
 	h.assertExactlyOnce(6)
 }
 
@@ -100,7 +100,7 @@ func TestPollerCrashAfterCommit(t *testing.T) {
 			if got := h.count(`SELECT count(*) FROM tickets`); got != 5 {
 				t.Errorf("%d tickets after the crash, want 5", got)
 			}
-			msgs := h.mail.messages(t, "INBOX")
+			msgs := h.mail.messages(t, h.folder)
 			if len(msgs) != 5 {
 				t.Fatalf("%d messages in INBOX after the crash, want 5", len(msgs))
 			}
@@ -109,7 +109,7 @@ func TestPollerCrashAfterCommit(t *testing.T) {
 					t.Fatalf("UID %d already seen: the helper did not die before \\Seen", m.uid)
 				}
 			}
-			mb := pollMailbox(t, h.mail.addr())
+			mb := h.mailbox()
 			mb.ProcessedFolder = processed
 			h.start(mb, pollOptions(nil))
 			folder := "INBOX"

@@ -172,10 +172,16 @@ func alreadyExists(err error) bool {
 }
 
 // wait blocks until new mail may be there: an EXISTS during IDLE (RFC 2177), the IDLE refresh, or
-// the poll interval. It returns ctx's error when ctx ends.
+// the poll interval. It returns ctx's error when ctx ends. After a refresh or a poll interval the
+// folder is selected again, which is how a renumbered folder (new UIDVALIDITY) is noticed: Dovecot,
+// for one, keeps serving the deleted folder's view to a session that has it selected.
 func (s *imapSession) wait(ctx context.Context) error {
 	if s.canIdle && !s.p.o.DisableIdle {
-		return s.idle(ctx)
+		refresh, err := s.idle(ctx)
+		if err != nil || !refresh {
+			return err
+		}
+		return s.reselect(ctx)
 	}
 	t := time.NewTimer(s.p.o.PollInterval)
 	defer t.Stop()
@@ -186,26 +192,22 @@ func (s *imapSession) wait(ctx context.Context) error {
 		return errors.New("connection closed by the server")
 	case <-t.C:
 	}
-	defer s.guard(ctx)()
-	if err := s.c.Noop().Wait(); err != nil {
-		return fmt.Errorf("noop: %w", err)
-	}
-	return nil
+	return s.reselect(ctx)
 }
 
 // idle issues IDLE and ends it as soon as the server reports EXISTS, after IdleRefresh (RFC 2177 §3:
-// re-issue at least every 29 minutes), or when ctx ends.
-func (s *imapSession) idle(ctx context.Context) error {
+// re-issue at least every 29 minutes; refresh is then true), or when ctx ends.
+func (s *imapSession) idle(ctx context.Context) (refresh bool, err error) {
 	select {
 	case <-s.exists: // arrived since the last fetch began: fetch again at once
-		return nil
+		return false, nil
 	default:
 	}
 	start := s.guard(ctx)
 	cmd, err := s.c.Idle()
 	start()
 	if err != nil {
-		return fmt.Errorf("idle: %w", err)
+		return false, fmt.Errorf("idle: %w", err)
 	}
 	t := time.NewTimer(s.p.o.IdleRefresh)
 	defer t.Stop()
@@ -213,18 +215,34 @@ func (s *imapSession) idle(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-s.exists:
 	case <-t.C:
+		refresh = true
 	case <-s.c.Closed():
-		return errors.New("connection closed by the server during IDLE")
+		return false, errors.New("connection closed by the server during IDLE")
 	}
 	// End IDLE even when ctx is done, so that LOGOUT can follow.
 	defer guard(context.WithoutCancel(ctx), s.c, logoutTimeout)()
 	if err := cmd.Close(); err != nil {
-		return fmt.Errorf("end idle: %w", err)
+		return false, fmt.Errorf("end idle: %w", err)
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("end idle: %w", err)
+		return false, fmt.Errorf("end idle: %w", err)
 	}
-	return ctx.Err()
+	return refresh, ctx.Err()
+}
+
+// reselect selects the folder again; on a new UIDVALIDITY the checkpoint restarts (loadCheckpoint).
+func (s *imapSession) reselect(ctx context.Context) error {
+	defer s.guard(ctx)()
+	sel, err := s.c.Select(s.p.mb.Folder, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("select %s: %w", s.p.mb.Folder, err)
+	}
+	if sel.UIDValidity == s.uidValidity {
+		return nil
+	}
+	s.uidValidity = sel.UIDValidity
+	s.lastUID, err = s.p.loadCheckpoint(ctx, sel.UIDValidity)
+	return err
 }
 
 // close logs out (best effort, bounded) and closes the connection.

@@ -34,7 +34,7 @@ const (
 // mailServer is what the poller tests need from an IMAP server: memmail or a real Dovecot.
 type mailServer interface {
 	addr() string
-	appendMsg(t testing.TB, raw []byte)
+	appendMsg(t testing.TB, folder string, raw []byte)
 	messages(t testing.TB, folder string) []folderMessage
 	recreate(t testing.TB, folder string) uint32 // forces a new UIDVALIDITY
 }
@@ -50,9 +50,9 @@ type memServer struct{ s *memmail.Server }
 
 func (m memServer) addr() string { return m.s.IMAPAddr() }
 
-func (m memServer) appendMsg(t testing.TB, raw []byte) {
+func (m memServer) appendMsg(t testing.TB, folder string, raw []byte) {
 	t.Helper()
-	if err := m.s.Append(context.Background(), pollUser, "INBOX", raw); err != nil {
+	if err := m.s.Append(context.Background(), pollUser, folder, raw); err != nil {
 		t.Fatalf("append: %v", err)
 	}
 }
@@ -93,18 +93,26 @@ func startMemmail(t testing.TB) memServer {
 
 // pollHarness is a database, an Ingester and a mail server for poller tests.
 type pollHarness struct {
-	t     testing.TB
-	pool  *pgxpool.Pool
-	dbURL string
-	ing   *mailin.Ingester
-	mail  mailServer
-	seq   atomic.Int64
+	t      testing.TB
+	pool   *pgxpool.Pool
+	dbURL  string
+	ing    *mailin.Ingester
+	mail   mailServer
+	folder string // the folder polled; INBOX unless a test sets it
+	seq    atomic.Int64
 }
 
 func newPollHarness(t testing.TB, mail mailServer) *pollHarness {
 	t.Helper()
 	pool, url := testdb.NewWithURL(t)
-	return &pollHarness{t: t, pool: pool, dbURL: url, ing: newPollIngester(t, pool), mail: mail}
+	return &pollHarness{t: t, pool: pool, dbURL: url, ing: newPollIngester(t, pool), mail: mail, folder: "INBOX"}
+}
+
+// mailbox is the poller configuration for the harness's server and folder.
+func (h *pollHarness) mailbox() mailin.MailboxConfig {
+	mb := pollMailbox(h.t, h.mail.addr())
+	mb.Folder = h.folder
+	return mb
 }
 
 // newPollIngester is the Ingester of the poller tests (also built by the crash helper process).
@@ -168,6 +176,15 @@ func (l *logBuffer) logger() *slog.Logger {
 // start runs a poller until the returned stop is called; stop returns Run's result.
 func (h *pollHarness) start(mb mailin.MailboxConfig, o mailin.PollerOptions) (stop func() error) {
 	h.t.Helper()
+	if o.Log == nil {
+		logs := &logBuffer{}
+		o.Log = logs.logger()
+		h.t.Cleanup(func() {
+			if h.t.Failed() {
+				h.t.Logf("poller log:\n%s", logs.String())
+			}
+		})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := mailin.NewPoller(h.pool, h.ing, mb, o)
 	done := make(chan error, 1)
@@ -193,7 +210,7 @@ func (h *pollHarness) start(mb mailin.MailboxConfig, o mailin.PollerOptions) (st
 func (h *pollHarness) appendMail(n int) {
 	h.t.Helper()
 	for range n {
-		h.mail.appendMsg(h.t, h.newMail(""))
+		h.mail.appendMsg(h.t, h.folder, h.newMail(""))
 	}
 }
 
@@ -267,7 +284,7 @@ func (h *pollHarness) assertExactlyOnce(n int) {
 // each took to become a ticket.
 func pollerIdleLatency(t *testing.T, h *pollHarness, rounds int) []time.Duration {
 	var logs logBuffer
-	stop := h.start(pollMailbox(t, h.mail.addr()), pollOptions(logs.logger()))
+	stop := h.start(h.mailbox(), pollOptions(logs.logger()))
 	h.appendMail(1)
 	h.waitTickets(1, 10*time.Second)
 	var lat []time.Duration
@@ -276,7 +293,7 @@ func pollerIdleLatency(t *testing.T, h *pollHarness, rounds int) []time.Duration
 		h.appendMail(1)
 		lat = append(lat, h.waitTickets(2+i, 3*time.Second))
 	}
-	h.waitAllSeen("INBOX", rounds+1)
+	h.waitAllSeen(h.folder, rounds+1)
 	if err := stop(); err != nil {
 		t.Errorf("Run after cancel: %v, want nil", err)
 	}
@@ -299,11 +316,11 @@ func TestPollerIdleLatency(t *testing.T) {
 
 // pollerCheckpointAcrossRestart stops the poller, appends mail, and restarts it.
 func pollerCheckpointAcrossRestart(t *testing.T, h *pollHarness) {
-	mb := pollMailbox(t, h.mail.addr())
+	mb := h.mailbox()
 	stop := h.start(mb, pollOptions(nil))
 	h.appendMail(2)
 	h.waitTickets(2, 10*time.Second)
-	h.waitAllSeen("INBOX", 2)
+	h.waitAllSeen(h.folder, 2)
 	if err := stop(); err != nil {
 		t.Fatalf("Run after cancel: %v, want nil", err)
 	}
@@ -314,13 +331,13 @@ func pollerCheckpointAcrossRestart(t *testing.T, h *pollHarness) {
 	}
 	h.start(mb, pollOptions(nil))
 	h.waitTickets(5, 10*time.Second)
-	h.waitAllSeen("INBOX", 5)
+	h.waitAllSeen(h.folder, 5)
 	h.assertExactlyOnce(5)
 	var last int64
 	if err := h.pool.QueryRow(context.Background(), `SELECT last_uid FROM mailbox_state WHERE mailbox = $1`, pollBox).Scan(&last); err != nil {
 		t.Fatal(err)
 	}
-	msgs := h.mail.messages(t, "INBOX")
+	msgs := h.mail.messages(t, h.folder)
 	if want := int64(msgs[len(msgs)-1].uid); last != want {
 		t.Errorf("checkpoint last_uid %d, want the highest UID %d", last, want)
 	}
@@ -334,7 +351,7 @@ func TestPollerCheckpointAcrossRestart(t *testing.T) {
 // pollerProcessedFolder checks that processed mail ends up \Seen in the processed folder (created
 // by the poller), by MOVE or, with DisableMove, by COPY + \Deleted + UID EXPUNGE.
 func pollerProcessedFolder(t *testing.T, h *pollHarness, disableMove bool) {
-	mb := pollMailbox(t, h.mail.addr())
+	mb := h.mailbox()
 	mb.ProcessedFolder = "Processed"
 	o := pollOptions(nil)
 	o.DisableMove = disableMove
@@ -342,7 +359,7 @@ func pollerProcessedFolder(t *testing.T, h *pollHarness, disableMove bool) {
 	h.appendMail(3)
 	h.waitTickets(3, 10*time.Second)
 	h.waitAllSeen("Processed", 3)
-	if n := len(h.mail.messages(t, "INBOX")); n != 0 {
+	if n := len(h.mail.messages(t, h.folder)); n != 0 {
 		t.Errorf("%d messages left in INBOX, want 0", n)
 	}
 	h.appendMail(1)
@@ -365,11 +382,20 @@ func TestPollerCopyExpungeWithoutMove(t *testing.T) {
 // opens no duplicate ticket, and goes on with new mail.
 func pollerUIDValidityChange(t *testing.T, h *pollHarness) {
 	var logs logBuffer
-	h.start(pollMailbox(t, h.mail.addr()), pollOptions(logs.logger()))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("poller log:\n%s", logs.String())
+		}
+	})
+	o := pollOptions(logs.logger())
+	// Dovecot does not tell a session in IDLE that its folder was deleted; the poller finds out at
+	// the next command, which the IDLE refresh brings (25 minutes by default).
+	o.IdleRefresh = 300 * time.Millisecond
+	h.start(h.mailbox(), o)
 	h.appendMail(3)
 	h.waitTickets(3, 10*time.Second)
-	h.waitAllSeen("INBOX", 3)
-	uv := h.mail.recreate(t, "INBOX")
+	h.waitAllSeen(h.folder, 3)
+	uv := h.mail.recreate(t, h.folder)
 	waitFor(t, 10*time.Second, "the re-scan under the new UIDVALIDITY", func() bool {
 		return h.count(`SELECT count(*) FROM raw_mails WHERE uidvalidity = $1 AND state <> 'pending'`, int64(uv)) == 3
 	})
@@ -387,7 +413,7 @@ func pollerUIDValidityChange(t *testing.T, h *pollHarness) {
 	}
 	h.appendMail(1)
 	h.waitTickets(4, 3*time.Second)
-	h.waitAllSeen("INBOX", 4)
+	h.waitAllSeen(h.folder, 4)
 	if got := h.count(`SELECT count(*) FROM tickets`); got != 4 {
 		t.Errorf("%d tickets, want 4", got)
 	}
@@ -401,16 +427,16 @@ func TestPollerUIDValidityChange(t *testing.T) {
 func TestPollerOversizeMessageStaysUnseen(t *testing.T) {
 	t.Parallel()
 	h := newPollHarness(t, startMemmail(t))
-	mb := pollMailbox(t, h.mail.addr())
+	mb := h.mailbox()
 	o := pollOptions(nil)
 	o.MaxMessageBytes = 4096
-	h.mail.appendMsg(t, h.newMail(""))
-	h.mail.appendMsg(t, h.newMail(strings.Repeat(" too big", 1000)))
-	h.mail.appendMsg(t, h.newMail(""))
+	h.mail.appendMsg(t, h.folder, h.newMail(""))
+	h.mail.appendMsg(t, h.folder, h.newMail(strings.Repeat(" too big", 1000)))
+	h.mail.appendMsg(t, h.folder, h.newMail(""))
 	stop := h.start(mb, o)
 	h.waitTickets(2, 10*time.Second)
 	waitFor(t, 5*time.Second, "the two small messages seen", func() bool {
-		msgs := h.mail.messages(t, "INBOX")
+		msgs := h.mail.messages(t, h.folder)
 		return len(msgs) == 3 && msgs[0].seen && msgs[2].seen
 	})
 	if err := stop(); err != nil {
@@ -420,7 +446,7 @@ func TestPollerOversizeMessageStaysUnseen(t *testing.T) {
 	h.start(mb, o)
 	h.appendMail(1)
 	h.waitTickets(3, 5*time.Second)
-	msgs := h.mail.messages(t, "INBOX")
+	msgs := h.mail.messages(t, h.folder)
 	if len(msgs) != 4 || msgs[1].seen {
 		t.Errorf("the oversize message must stay in the mailbox unseen: %d messages, seen=%v", len(msgs), len(msgs) > 1 && msgs[1].seen)
 	}
@@ -459,7 +485,7 @@ func TestPollerStartTLSAndLogin(t *testing.T) {
 	h.start(mb, o)
 	h.appendMail(2)
 	h.waitTickets(2, 10*time.Second)
-	h.waitAllSeen("INBOX", 2)
+	h.waitAllSeen(h.folder, 2)
 }
 
 func TestPollerRefusesCleartextToRemoteHost(t *testing.T) {
@@ -477,7 +503,7 @@ func TestPollerRefusesCleartextToRemoteHost(t *testing.T) {
 func TestPollerAdvisoryLockFailover(t *testing.T) {
 	t.Parallel()
 	h := newPollHarness(t, startMemmail(t))
-	mb := pollMailbox(t, h.mail.addr())
+	mb := h.mailbox()
 	var logA, logB logBuffer
 	stopA := h.start(mb, pollOptions(logA.logger()))
 	waitFor(t, 5*time.Second, "poller A active", func() bool { return strings.Contains(logA.String(), "mailbox poller active") })
@@ -485,7 +511,7 @@ func TestPollerAdvisoryLockFailover(t *testing.T) {
 	waitFor(t, 5*time.Second, "poller B standby", func() bool { return strings.Contains(logB.String(), "mailbox poller standby") })
 	h.appendMail(4)
 	h.waitTickets(4, 10*time.Second)
-	h.waitAllSeen("INBOX", 4)
+	h.waitAllSeen(h.folder, 4)
 	time.Sleep(500 * time.Millisecond) // several lock retries of the standby
 	if strings.Contains(logB.String(), "mailbox poller active") {
 		t.Fatalf("both pollers active:\nA:\n%s\nB:\n%s", logA.String(), logB.String())
@@ -505,7 +531,7 @@ func TestPollerAdvisoryLockFailover(t *testing.T) {
 	t.Logf("standby took over %v after the active poller stopped", took)
 	h.appendMail(2)
 	h.waitTickets(6, 5*time.Second)
-	h.waitAllSeen("INBOX", 6)
+	h.waitAllSeen(h.folder, 6)
 	h.assertExactlyOnce(6)
 	if err := stopB(); err != nil {
 		t.Fatal(err)
