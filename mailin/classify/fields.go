@@ -10,6 +10,7 @@ const (
 	maxScan       = 64 << 10 // bytes of a part or text that are examined
 	maxRecipients = 1000     // recipients kept per report
 	maxFieldLen   = 8 << 10  // bytes of one unfolded field value
+	maxContext    = 8 << 10  // bytes of report text judged together with a recipient
 )
 
 // clip returns at most maxScan bytes of s.

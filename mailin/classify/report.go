@@ -76,7 +76,7 @@ func classifyReport(m *parse.Message) (Result, bool) {
 			return r, true
 		}
 		return Result{Class: ClassReport, Reason: "RFC 3464 delivery-status report without recipients",
-			Bounce: &Bounce{OriginalMessageID: originalMessageID(m)}}, true
+			Bounce: &Bounce{OriginalMessageID: originalMessageID(m, returnedText(m))}}, true
 	}
 	if dn := attachment(m, dispositionTypes...); dn != nil || rt == "disposition-notification" {
 		reason := "RFC 8098 disposition-notification"
@@ -162,8 +162,8 @@ func parseDSN(text string) []dsnRecipient {
 // dsnResult turns parsed RFC 3464 recipients into a Result: Bounce when any recipient failed,
 // Report otherwise (RFC 3464 §2.3.3: delayed, delivered, relayed and expanded are not failures).
 func dsnResult(m *parse.Message, recips []dsnRecipient) Result {
-	human := humanText(m)
-	b := &Bounce{OriginalMessageID: originalMessageID(m)}
+	human, returned := splitReturned(normalizeNewlines(clip(m.Text)))
+	b := &Bounce{OriginalMessageID: originalMessageID(m, returned)}
 	for _, d := range recips {
 		r := BounceRecipient{Diagnostic: d.diag}
 		r.Address = cleanAddress(d.final)
@@ -240,16 +240,16 @@ func firstWord(s string) string {
 	return ""
 }
 
-// humanText returns the human-readable text of a report without the returned message.
-func humanText(m *parse.Message) string {
-	text, _ := splitReturned(normalizeNewlines(clip(m.Text)))
-	return text
+// returnedText returns the copy of the original message inside m's text, "" when none.
+func returnedText(m *parse.Message) string {
+	_, returned := splitReturned(normalizeNewlines(clip(m.Text)))
+	return returned
 }
 
 // originalMessageID finds the Message-ID of the message a report is about: the returned
-// headers first (RFC 3462/6522 text/rfc822-headers, message/rfc822), then a copy of the
-// headers inside the text, then the report's own In-Reply-To and References.
-func originalMessageID(m *parse.Message) string {
+// headers first (RFC 3462/6522 text/rfc822-headers, message/rfc822), then returned, the copy of
+// the headers inside the text, then the report's own In-Reply-To and References.
+func originalMessageID(m *parse.Message, returned string) string {
 	for i := range m.Attachments {
 		a := &m.Attachments[i]
 		if !containsFold(returnedTypes, a.ContentType) {
@@ -259,10 +259,8 @@ func originalMessageID(m *parse.Message) string {
 			return id
 		}
 	}
-	if _, returned := splitReturned(normalizeNewlines(clip(m.Text))); returned != "" {
-		if id := msgID(headerField(returned, "message-id")); id != "" {
-			return id
-		}
+	if id := msgID(headerField(returned, "message-id")); id != "" {
+		return id
 	}
 	if len(m.InReplyTo) > 0 {
 		return strings.Trim(m.InReplyTo[0], "<> ")

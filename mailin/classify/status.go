@@ -74,29 +74,65 @@ const (
 	reasonOther       = "other"
 )
 
-// Text patterns of the causes. They are matched case-insensitively against the diagnostic of
-// one recipient. Soft causes are checked first: a full mailbox or a spam filter says nothing
-// about whether the address exists, even when the MTA reports 5.1.1 with it.
+// Text patterns of the causes, matched against the lower-cased diagnostic of one recipient.
+// Soft causes are checked first: a full mailbox or a spam filter says nothing about whether the
+// address exists, even when the MTA reports 5.1.1 with it.
+type cause struct {
+	reason string
+	ps     phrases
+}
+
 var (
-	softPatterns = []struct {
-		reason string
-		re     *regexp.Regexp
-	}{
-		{reasonMailboxFull, regexp.MustCompile(`(?i)mailbox (?:is )?full|full mailbox|over ?quota|quota (?:exceeded|exceeds)|exceed(?:s|ed)? (?:the |its |their )?(?:storage|quota)|insufficient (?:system )?storage|not enough (?:disk|storage) space|disk space|mailbox size limit|mailbox has exceeded|out of storage|storage limit`)},
-		{reasonMailerError, regexp.MustCompile(`(?i)\bprocmail\b|couldn't create|command (?:died|failed)|mailer error|\bx-unix;`)},
-		{reasonSuspended, regexp.MustCompile(`(?i)\b(?:disabled|suspended|inactive|deactivated|locked|frozen)\b|account (?:has )?expired|temporarily (?:unavailable|deferred|rejected|blocked)`)},
-		{reasonExpired, regexp.MustCompile(`(?i)retry time(?:out)? (?:exceeded|reached)|timed? ?out|too long in (?:the )?queue|in the queue too long|could not be delivered for \d+|cannot send message for \d+|delivery time expired|message expired|connection (?:reset|refused)`)},
-		{reasonRejected, regexp.MustCompile(`(?i)\bspam|\bblock(?:ed|list)?\b|black ?list|deny ?list|\brbl\b|spamhaus|reputation|\bpolicy|not (?:allowed|permitted|authori[sz]ed)|prohibited|\brefused\b|content rejected|\bvirus|malware|\bdmarc\b|\bspf\b|\bdkim\b|authentication|relay(?:ing)? (?:access )?denied|unable to relay|greylist|try again later|too many|rate limit|(?:message|mail) (?:size|too (?:big|large))|size limit|exceeds? (?:the )?(?:maximum )?(?:message )?size|use the smtp server of your isp|filtered|security`)},
+	softCauses = []cause{
+		{reasonMailboxFull, phrases{"mailbox full", "mailbox is full", "full mailbox", "quota",
+			"insufficient storage", "insufficient system storage", "not enough disk space",
+			"not enough storage space", "disk space", "mailbox size limit", "mailbox has exceeded",
+			"out of storage", "storage limit", "exceeded storage", "exceeds storage"}},
+		{reasonMailerError, phrases{`\bprocmail\b`, "couldn't create", "command died", "command failed",
+			"mailer error", `\bx-unix;`}},
+		{reasonSuspended, phrases{`\bdisabled\b`, `\bsuspended\b`, `\binactive\b`, `\bdeactivated\b`,
+			`\blocked\b`, `\bfrozen\b`, "account expired", "account has expired", "temporarily unavailable",
+			"temporarily deferred", "temporarily rejected", "temporarily blocked"}},
+		{reasonExpired, phrases{"retry timeout exceeded", "retry time exceeded", "retry time reached",
+			"retry timeout reached", "timed out", "time out", "timeout", "too long in queue",
+			"too long in the queue", "in the queue too long", "could not be delivered for ",
+			"cannot send message for ", "delivery time expired", "message expired", "connection reset",
+			"connection refused"}},
+		{reasonRejected, phrases{`\bspam`, `\bblock\b`, `\bblocked\b`, `\bblocklist`, "blacklist",
+			"black list", "denylist", "deny list", `\brbl\b`, "reputation", `\bpolicy`, "not allowed",
+			"not permitted", "not authorized", "not authorised", "prohibited", `\brefused\b`,
+			"content rejected", `\bvirus`, "malware", `\bdmarc\b`, `\bspf\b`, `\bdkim\b`,
+			"authentication", "relay denied", "relay access denied", "relaying denied",
+			"relaying access denied", "unable to relay", "greylist", "try again later", "too many",
+			"rate limit", "message size", "mail size", "message too big", "message too large",
+			"mail too big", "mail too large", "size limit", "exceeds the maximum",
+			"use the smtp server of your isp", "filtered", "security"}},
 	}
-	hardPatterns = []struct {
-		reason string
-		re     *regexp.Regexp
-	}{
-		{reasonUserUnknown, regexp.MustCompile(`(?i)user ?unknown|nosuchuser|unknown (?:user|recipient|local ?part|e-?mail address|address|mailbox)|no such (?:user|mailbox|recipient|account|address)|(?:mailbox|user|recipient|address|account) (?:was |is )?not (?:found|known)|(?:does|did) ?n[o']t exist|not exist|invalid (?:recipient|mailbox|address)|recipient (?:unknown|not found)|not listed in (?:domino directory|public name)|recipient name is not recognized|addressee unknown|unknown or illegal alias|address (?:not found|rejected: access denied)|recipient address rejected: access denied|no mailbox here|doesn't have an? .{0,40}account|bad destination mailbox`)},
-		{reasonHostUnknown, regexp.MustCompile(`(?i)host (?:or domain name )?(?:unknown|not found)|unrout(?:e)?able (?:address|domain)|domain (?:not found|does not exist|is not valid)|no such domain|name service error|nxdomain|does not accept mail|null ?mx|no mx|mx (?:record )?not found`)},
-		{reasonHasMoved, regexp.MustCompile(`(?i)(?:has|have) moved|address (?:has )?changed|moved to`)},
+	hardCauses = []cause{
+		{reasonUserUnknown, join(
+			phrases{"user unknown", "userunknown", "nosuchuser", "not exist", "n't exist", "doesnt exist",
+				"not listed in domino directory", "not listed in public name", "recipient name is not recognized",
+				"addressee unknown", "unknown or illegal alias", "address not found",
+				"address rejected: access denied", "no mailbox here", "bad destination mailbox"},
+			cross([]string{"unknown "}, []string{"user", "recipient", "local part", "localpart",
+				"e-mail address", "email address", "address", "mailbox"}),
+			cross([]string{"no such "}, []string{"user", "mailbox", "recipient", "account", "address"}),
+			cross([]string{"mailbox ", "user ", "recipient ", "address ", "account "},
+				[]string{"not found", "not known", "is not found", "is not known", "was not found"}),
+			cross([]string{"invalid "}, []string{"recipient", "mailbox", "address"}),
+			phrases{"recipient unknown", "recipient not found"},
+		)},
+		{reasonHostUnknown, phrases{"host unknown", "host not found", "host or domain name not found",
+			"host or domain name unknown", "unrouteable address", "unroutable address",
+			"unrouteable domain", "unroutable domain", "domain not found", "domain does not exist",
+			"domain is not valid", "no such domain", "name service error", "nxdomain",
+			"does not accept mail", "null mx", "nullmx", `\bno mx\b`, "mx not found", "mx record not found"}},
+		{reasonHasMoved, phrases{"has moved", "have moved", "address has changed", "address changed", "moved to"}},
 	}
 )
+
+// noAccountRe matches Yahoo's "This user doesn't have a yahoo.com account".
+var noAccountRe = regexp.MustCompile(`doesn't have an? \S{1,60} account`)
 
 // hardStatuses are RFC 3463 §3.2 address-status details that mean the address itself is bad:
 // X.1.0 other address status, X.1.1 bad destination mailbox, X.1.2 bad destination system,
@@ -130,14 +166,17 @@ func judge(action, status, replyCode, diag, context string) verdict {
 	default:
 		return verdict{reason: action}
 	}
-	// Addresses are not evidence: "filtered@example.org" is not a spam filter.
-	diag, context = emailRe.ReplaceAllString(diag, "<>"), emailRe.ReplaceAllString(context, "<>")
+	// Addresses are not evidence: "filtered@example.org" is not a spam filter. A report's
+	// human-readable text that matters fits in a few KiB; the rest is boilerplate or garbage.
+	diag = emailRe.ReplaceAllString(truncateRunes(diag, maxFieldLen), "<>")
+	context = emailRe.ReplaceAllString(truncateRunes(context, maxContext), "<>")
 	transient := strings.HasPrefix(status, "4.") || (status == "" && strings.HasPrefix(replyCode, "4"))
-	for _, p := range softPatterns {
+	diag, context = strings.ToLower(diag), strings.ToLower(context)
+	for _, c := range softCauses {
 		// The rest of a report's text is boilerplate ("scanned for viruses", "blocked senders
 		// help"); only a full mailbox is trusted from it.
-		if p.re.MatchString(diag) || p.reason == reasonMailboxFull && p.re.MatchString(context) {
-			return verdict{reason: p.reason, retryable: true}
+		if c.ps.in(diag) != "" || c.reason == reasonMailboxFull && c.ps.in(context) != "" {
+			return verdict{reason: c.reason, retryable: true}
 		}
 	}
 	if transient {
@@ -148,10 +187,13 @@ func judge(action, status, replyCode, diag, context string) verdict {
 			return verdict{reason: r, hard: true}
 		}
 	}
-	for _, p := range hardPatterns {
-		if p.re.MatchString(diag) || p.re.MatchString(context) {
-			return verdict{reason: p.reason, hard: true}
+	for _, c := range hardCauses {
+		if c.ps.in(diag) != "" || c.ps.in(context) != "" {
+			return verdict{reason: c.reason, hard: true}
 		}
+	}
+	if noAccountRe.MatchString(diag) {
+		return verdict{reason: reasonUserUnknown, hard: true}
 	}
 	// A permanent failure for an unknown cause: sending the same mail again will fail again,
 	// but nothing says the address is gone.

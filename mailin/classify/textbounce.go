@@ -30,36 +30,117 @@ var (
 	failureSubjectRe = regexp.MustCompile(`(?i)^\s*(?:undeliverable|undelivered mail|undeliverable mail|returned mail|mail delivery failed|delivery failure|delivery status notification \(failure\)|delivery notification: delivery has failed|delivery has failed|failure notice|mail system error|message not delivered|non-?delivery|nondeliverable|mail could not be delivered|delivery status notification: error|mail failure|unzustellbar|nicht zustellbar|non remis|non distribuable|no se puede entregar|no entregado|non recapitabile|impossibile recapitare|onbestelbaar|kan inte levereras|ej levererbart|niedostarczalne|недоставленное|недоставляемое|не доставлено|не удается доставить|配信不能|配信エラー|メールエラー|无法投递|退信|無法傳遞)`)
 	delaySubjectRe   = regexp.MustCompile(`(?i)^\s*(?:delivery status notification \(delay\)|warning: could not send message|delayed mail|delivery delayed|delayed delivery|message delayed|warning: message delayed|mail delivery delayed|zustellung verzögert|remise différée)`)
 
-	failureBodyRe = regexp.MustCompile(`(?i)could ?n[o']t be delivered|was not delivered|wasn't delivered|not be delivered|did not reach (?:the following|some or all)|delivery to the following recipients? failed|delivery has failed|following address(?:\(es\)|es)? failed|wasn't able to deliver|unable to deliver|could not deliver|failed to deliver|cannot be delivered|undeliverable|delivery failed|has encountered delivery problems|had delivery problems|permanent (?:error|failure)|failed permanently|an error has occurred while attempting to deliver|this is the qmail-send program|this is the mail system at host|created automatically by mail delivery software|unsent message follows|transcript of session follows|failure reasons|was automatically rejected|returned mail|message could not be sent|konnte nicht zugestellt werden|n'a pas pu être (?:remis|distribué)|no se (?:pudo|ha podido) entregar|non è stato possibile recapitare|kon niet worden bezorgd|não pôde ser entregue|не может быть доставлено|не было доставлено|не доставлено|送信できませんでした|配信できませんでした|届きませんでした|无法投递|無法傳遞`)
-	delayBodyRe   = regexp.MustCompile(`(?i)has been delayed|is delayed|warning message only|this is a warning only|will be retried|still being retried|will (?:continue|keep) (?:to )?try|not yet been delivered|delayed mail|delivery (?:has been |was |is )?delayed|could not be delivered for more than|temporary failure`)
-	permanentRe   = regexp.MustCompile(`(?i)permanent (?:error|failure)|failed permanently|given up|giving up|not going to try again|will not be retried|no further attempts|could not be delivered to one or more|delivery has failed|undeliverable`)
+	// Bounce texts, matched lower-cased.
+	failureBody = phrases{"could not be delivered", "couldn't be delivered", "couldnt be delivered",
+		"was not delivered", "wasn't delivered", "not be delivered", "did not reach the following",
+		"did not reach some or all", "delivery to the following recipient failed",
+		"delivery to the following recipients failed", "delivery has failed", "following address(es) failed",
+		"following addresses failed", "following address failed", "wasn't able to deliver", "unable to deliver",
+		"could not deliver", "failed to deliver", "cannot be delivered", "undeliverable", "delivery failed",
+		"has encountered delivery problems", "had delivery problems", "permanent error", "permanent failure",
+		"failed permanently", "an error has occurred while attempting to deliver",
+		"this is the qmail-send program", "this is the mail system at host",
+		"created automatically by mail delivery software", "unsent message follows",
+		"transcript of session follows", "failure reasons", "was automatically rejected", "returned mail",
+		"message could not be sent", "konnte nicht zugestellt werden", "n'a pas pu être remis",
+		"n'a pas pu être distribué", "no se pudo entregar", "no se ha podido entregar",
+		"non è stato possibile recapitare", "kon niet worden bezorgd", "não pôde ser entregue",
+		"не может быть доставлено", "не было доставлено", "не доставлено", "送信できませんでした",
+		"配信できませんでした", "届きませんでした", "无法投递", "無法傳遞"}
+	delayBody = phrases{"has been delayed", "is delayed", "warning message only", "this is a warning only",
+		"will be retried", "still being retried", "will continue to try", "will continue trying",
+		"will keep trying", "not yet been delivered", "delayed mail", "delivery delayed",
+		"delivery has been delayed", "delivery was delayed", "delivery is delayed",
+		"could not be delivered for more than", "temporary failure"}
+	permanentBody = phrases{"permanent error", "permanent failure", "failed permanently", "given up",
+		"giving up", "not going to try again", "will not be retried", "no further attempts",
+		"could not be delivered to one or more", "delivery has failed", "undeliverable"}
 
-	// recipientIntroRe marks where bounce texts start listing failed recipients.
-	recipientIntroRe = regexp.MustCompile(`(?i)did not reach the following|was not delivered to|not be delivered to|following address|following recipient|following addresses|list of recipients|delivery problems|failure reasons|unable to deliver your message to|wasn't able to deliver your message to|could not deliver|transcript of session follows|because:|could not be delivered|undeliverable`)
+	// recipientIntro marks where bounce texts start listing failed recipients (ASCII only, so
+	// that offsets in the ASCII-lowered text are offsets in the original).
+	recipientIntro = phrases{"did not reach the following", "was not delivered to", "not be delivered to",
+		"following address", "following recipient", "list of recipients", "delivery problems",
+		"failure reasons", "unable to deliver your message to", "wasn't able to deliver your message to",
+		"could not deliver", "transcript of session follows", "because:", "could not be delivered",
+		"undeliverable"}
 
 	// sendmailLineRe matches a sendmail transcript result line: "550 <user@host>... reason".
 	sendmailLineRe = regexp.MustCompile(`^\s*[245][0-9][0-9][ -]<[^>]*>\.\.\. `)
-
-	// returnedRe finds the start of the returned message inside a bounce text.
-	returnedRe = regexp.MustCompile(`(?im)^[ \t]*(?:-+ ?(?:original message|unsent message follows|returned message|returned mail follows|below this line is a copy of the message|this is a copy of the message|the header of the original message|message header follows|received message follows|undelivered message|copy of the original message|original message headers)[^\n]*$|below is a copy of the original message[^\n]*$|original message headers:[^\n]*$|(?:return-path|received|dkim-signature|x-received|arc-seal|delivered-to|message-id):)`)
 
 	// msgIDLineRe matches header lines whose addr-spec lookalikes are msg-ids, not addresses.
 	msgIDLineRe = regexp.MustCompile(`(?i)^\s*(?:message-id|references|in-reply-to|content-id|x-message-id)\s*:`)
 )
 
 // splitReturned splits a bounce text into the human-readable report and the returned copy of
-// the original message ("" when none is found). The copy starts at its first header line.
+// the original message ("" when none is found). The copy starts at a marker line such as
+// "----- Original message -----" (dropped) or at its first header line (kept).
 func splitReturned(text string) (human, returned string) {
-	loc := returnedRe.FindStringIndex(text)
-	if loc == nil {
-		return text, ""
+	off := 0
+	for off < len(text) {
+		line, _, _ := strings.Cut(text[off:], "\n")
+		next := off + len(line) + 1
+		switch returnedStart(line) {
+		case startMarker:
+			return text[:off], text[min(next, len(text)):]
+		case startHeader:
+			return text[:off], text[off:]
+		}
+		off = next
 	}
-	human, returned = text[:loc[0]], text[loc[0]:]
-	first, rest, _ := strings.Cut(returned, "\n")
-	if name, _, ok := strings.Cut(first, ":"); !ok || strings.ContainsAny(strings.TrimSpace(name), " \t") {
-		returned = rest // a marker line such as "----- Original message -----"
+	return text, ""
+}
+
+const (
+	startNone = iota
+	startMarker
+	startHeader
+)
+
+// returnedStart tells whether line starts the returned copy of the original message.
+func returnedStart(line string) int {
+	l := strings.TrimLeft(line, " \t")
+	if l == "" {
+		return startNone
 	}
-	return human, returned
+	if l[0] == '-' || l[0] == '=' || l[0] == '*' {
+		lower := strings.ToLower(l)
+		for _, mk := range returnedMarkers {
+			if strings.Contains(lower, mk) {
+				return startMarker
+			}
+		}
+		return startNone
+	}
+	name, _, ok := strings.Cut(l, ":")
+	if !ok || len(name) > 40 {
+		if lower := strings.ToLower(l); strings.HasPrefix(lower, "below is a copy of the original message") {
+			return startMarker
+		}
+		return startNone
+	}
+	name = strings.ToLower(name)
+	if name == "original message headers" {
+		return startMarker
+	}
+	if line == l && returnedHeaderNames[name] {
+		return startHeader
+	}
+	return startNone
+}
+
+// returnedMarkers are the separator lines MTAs write before the returned message.
+var returnedMarkers = []string{
+	"original message", "unsent message follows", "returned message", "returned mail follows",
+	"below this line is a copy of the message", "this is a copy of the message",
+	"the header of the original message", "message header follows", "received message follows",
+	"undelivered message", "copy of the original message", "original message headers",
+}
+
+// returnedHeaderNames are header fields that start a returned copy when one appears at the
+// start of a line: trace and signature fields come first in a message (RFC 5321 §4.4).
+var returnedHeaderNames = map[string]bool{
+	"return-path": true, "received": true, "dkim-signature": true, "x-received": true,
+	"arc-seal": true, "delivered-to": true, "message-id": true,
 }
 
 // isDaemonSender reports whether the message comes from a mail system rather than a person.
@@ -88,7 +169,8 @@ func classifyTextBounce(m *parse.Message) (Result, bool) {
 		return Result{}, false // the text alone never makes a bounce; spare the scan
 	}
 	human, returned := splitReturned(normalizeNewlines(clip(m.Text)))
-	bodyFail, bodyDelay := failureBodyRe.MatchString(human), delayBodyRe.MatchString(human)
+	lower := strings.ToLower(human)
+	bodyFail, bodyDelay := failureBody.in(lower) != "", delayBody.in(lower) != ""
 	body := bodyFail || bodyDelay
 
 	var signals []string
@@ -108,10 +190,10 @@ func classifyTextBounce(m *parse.Message) (Result, bool) {
 	}
 
 	action := ActionFailed
-	if (subjDelay || bodyDelay) && !subjFail && len(xfr) == 0 && !permanentRe.MatchString(human) {
+	if (subjDelay || bodyDelay) && !subjFail && len(xfr) == 0 && permanentBody.in(lower) == "" {
 		action = ActionDelayed
 	}
-	b := &Bounce{OriginalMessageID: originalMessageID(m)}
+	b := &Bounce{OriginalMessageID: originalMessageID(m, returned)}
 	b.Recipients = textRecipients(m, human, returned, xfr, action)
 
 	class, what := ClassBounce, "non-standard bounce"
@@ -162,8 +244,8 @@ func textRecipients(m *parse.Message, human, returned string, xfr []string, acti
 	}
 
 	var bs blockSet
-	if loc := recipientIntroRe.FindStringIndex(human); loc != nil {
-		bs.collect(human[loc[0]:], wanted)
+	if i := recipientIntro.index(lowerASCII(human)); i >= 0 {
+		bs.collect(human[i:], wanted)
 	}
 	if len(bs.order) == 0 {
 		// Some texts name the recipient before any phrase we know ("<user@example.org>:").
