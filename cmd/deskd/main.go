@@ -94,6 +94,7 @@ DESKD_MAILBOXES_0_PASSWORD, ...). See configs/deskd.example.yaml.`,
 		newReplayCmd(g),
 		newImportCmd(g),
 		newInspectCmd(g),
+		newDemoCmd(g),
 	)
 	return root
 }

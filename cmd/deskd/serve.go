@@ -15,6 +15,9 @@ import (
 	"github.com/deskd/deskd/internal/db"
 	"github.com/deskd/deskd/internal/ops"
 	"github.com/deskd/deskd/mailin"
+	"github.com/deskd/deskd/mailout"
+	"github.com/deskd/deskd/mailout/notify"
+	"github.com/deskd/deskd/templates"
 	"github.com/deskd/deskd/tickets"
 )
 
@@ -48,6 +51,7 @@ type app struct {
 	pool       *pgxpool.Pool
 	metrics    *ops.Metrics
 	tickets    *tickets.Service
+	notifier   *notify.Notifier
 	ingestOpts mailin.Options
 }
 
@@ -66,8 +70,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	}
 	m := ops.NewMetrics()
 	a := &app{cfg: cfg, log: log, pool: pool, metrics: m}
-	a.tickets = tickets.NewService(pool, tickets.Options{Committed: a.committed})
-	if a.ingestOpts, err = mailin.OptionsFromConfig(cfg); err != nil {
+	if err := a.build(); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -77,6 +80,29 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 		m.IngestSeconds.Observe(latency.Seconds())
 	}
 	return a, nil
+}
+
+// build creates the templates, the notifier (the tickets' Mailer, writing the outbox), the ticket
+// service and the ingest options from the configuration.
+func (a *app) build() error {
+	cfg := a.cfg
+	var err error
+	if a.ingestOpts, err = mailin.OptionsFromConfig(cfg); err != nil {
+		return err
+	}
+	tpl, err := templates.New(templates.Options{Dir: cfg.Templates.Dir})
+	if err != nil {
+		return fmt.Errorf("templates: %w", err)
+	}
+	a.notifier, err = notify.New(notify.Options{
+		Outbox:    mailout.OutboxOptions{Signer: a.ingestOpts.Signer, MailOut: cfg.MailOut, OwnAddresses: cfg.DeskAddresses()},
+		Templates: tpl, Desk: cfg.Desk, Queues: cfg.Queues, Agents: cfg.Agents, Logger: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	a.tickets = tickets.NewService(a.pool, tickets.Options{Mailer: a.notifier, Committed: a.committed})
+	return nil
 }
 
 // committed counts every committed ticket event by kind.
@@ -110,10 +136,33 @@ func (a *app) ingestPending(ctx context.Context, mailbox string, p *progress) ([
 
 // run starts every service under one errgroup and returns when ctx ends or a service fails.
 func (a *app) run(ctx context.Context) error {
+	sender, err := mailout.NewSender(mailout.SenderOptions{Pool: a.pool, Outbox: a.notifier.Outbox(), SMTP: a.cfg.SMTP,
+		MailOut: a.cfg.MailOut, Logger: a.log.With("component", "mailout"),
+		Outcome: func(o string) { a.metrics.MailOut.WithLabelValues(o).Inc() }})
+	if err != nil {
+		return fmt.Errorf("mail sender: %w", err)
+	}
+	ing, err := a.ingester()
+	if err != nil {
+		return err
+	}
+	pollers := make([]*mailin.Poller, 0, len(a.cfg.Mailboxes))
+	for _, mb := range a.cfg.Mailboxes {
+		pollers = append(pollers, mailin.NewPoller(a.pool, ing, mailin.MailboxConfig{Name: mb.Name, Host: mb.Host, Port: mb.Port,
+			TLS: mb.TLS, AllowInsecure: mb.AllowInsecure, InsecureSkipVerify: mb.InsecureSkipVerify, Auth: mb.Auth, User: mb.User,
+			Password: mb.Password, Folder: mb.Folder, ProcessedFolder: mb.ProcessedFolder},
+			mailin.PollerOptions{MaxMessageBytes: int64(a.cfg.MailIn.MaxMessageBytes), PollInterval: a.cfg.MailIn.PollInterval,
+				IdleRefresh: a.cfg.MailIn.IdleRefresh, ReconnectMin: a.cfg.MailIn.ReconnectMin, ReconnectMax: a.cfg.MailIn.ReconnectMax,
+				Log: a.log.With("mailbox", mb.Name)}))
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(ctx, a.cfg.HTTP.Listen, ops.Handler(a.pool, a.metrics), a.log) })
+	g.Go(func() error { return sender.Run(ctx) })
+	for _, p := range pollers {
+		g.Go(func() error { return p.Run(ctx) })
+	}
 	a.log.Info("deskd started", "mailboxes", len(a.cfg.Mailboxes), "queues", len(a.cfg.Queues), "http", a.cfg.HTTP.Listen)
-	err := g.Wait()
+	err = g.Wait()
 	a.log.Info("deskd stopped")
 	return err
 }
