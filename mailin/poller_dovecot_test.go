@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/deskd/deskd/internal/mailstack"
+	"github.com/deskd/deskd/mailin"
 )
 
 // The core poller suite against a real Dovecot (internal/mailstack). It skips when Dovecot is not
@@ -154,7 +155,9 @@ func TestPollerDovecot(t *testing.T) {
 	})
 	t.Run("CheckpointAcrossRestart", func(t *testing.T) {
 		t.Parallel()
-		pollerCheckpointAcrossRestart(t, startDovecot(t))
+		h := startDovecot(t)
+		h.auth = mailin.AuthLogin // SASL LOGIN, which Dovecot offers
+		pollerCheckpointAcrossRestart(t, h)
 	})
 	t.Run("UIDValidityChange", func(t *testing.T) {
 		t.Parallel()

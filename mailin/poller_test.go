@@ -99,6 +99,7 @@ type pollHarness struct {
 	ing    *mailin.Ingester
 	mail   mailServer
 	folder string // the folder polled; INBOX unless a test sets it
+	auth   string // mailin.AuthPlain unless a test sets it
 	seq    atomic.Int64
 }
 
@@ -112,6 +113,9 @@ func newPollHarness(t testing.TB, mail mailServer) *pollHarness {
 func (h *pollHarness) mailbox() mailin.MailboxConfig {
 	mb := pollMailbox(h.t, h.mail.addr())
 	mb.Folder = h.folder
+	if h.auth != "" {
+		mb.Auth = h.auth
+	}
 	return mb
 }
 
@@ -500,40 +504,17 @@ func TestPollerRefusesCleartextToRemoteHost(t *testing.T) {
 	}
 }
 
-func TestPollerAdvisoryLockFailover(t *testing.T) {
+func TestPollerPollsWithoutIdle(t *testing.T) {
 	t.Parallel()
 	h := newPollHarness(t, startMemmail(t))
-	mb := h.mailbox()
-	var logA, logB logBuffer
-	stopA := h.start(mb, pollOptions(logA.logger()))
-	waitFor(t, 5*time.Second, "poller A active", func() bool { return strings.Contains(logA.String(), "mailbox poller active") })
-	stopB := h.start(mb, pollOptions(logB.logger()))
-	waitFor(t, 5*time.Second, "poller B standby", func() bool { return strings.Contains(logB.String(), "mailbox poller standby") })
-	h.appendMail(4)
-	h.waitTickets(4, 10*time.Second)
-	h.waitAllSeen(h.folder, 4)
-	time.Sleep(500 * time.Millisecond) // several lock retries of the standby
-	if strings.Contains(logB.String(), "mailbox poller active") {
-		t.Fatalf("both pollers active:\nA:\n%s\nB:\n%s", logA.String(), logB.String())
-	}
-	if n := strings.Count(logB.String(), "mailbox poller standby"); n != 1 {
-		t.Errorf("standby logged %d times, want once", n)
-	}
-	h.assertExactlyOnce(4)
-
-	if err := stopA(); err != nil {
-		t.Fatalf("stop A: %v", err)
-	}
-	took := waitFor(t, 5*time.Second, "poller B taking over", func() bool { return strings.Contains(logB.String(), "mailbox poller active") })
-	if lim := pollOptions(nil).LockRetry + 300*time.Millisecond; took > lim {
-		t.Errorf("standby took over after %v, want within LockRetry (%v)", took, lim)
-	}
-	t.Logf("standby took over %v after the active poller stopped", took)
+	o := pollOptions(nil)
+	o.DisableIdle, o.PollInterval = true, 100*time.Millisecond
+	h.start(h.mailbox(), o)
 	h.appendMail(2)
-	h.waitTickets(6, 5*time.Second)
-	h.waitAllSeen(h.folder, 6)
-	h.assertExactlyOnce(6)
-	if err := stopB(); err != nil {
-		t.Fatal(err)
-	}
+	h.waitTickets(2, 5*time.Second)
+	h.waitAllSeen(h.folder, 2)
+	h.appendMail(1)
+	h.waitTickets(3, 5*time.Second)
+	h.waitAllSeen(h.folder, 3)
+	h.assertExactlyOnce(3)
 }

@@ -1,0 +1,102 @@
+package mailin_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"math/big"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deskd/deskd/mailin"
+)
+
+// implicitTLSProxy terminates TLS on a loopback port and relays to a plaintext IMAP server, like
+// an IMAPS port (RFC 8314 §3.2) in front of memmail. It returns the address and a client
+// configuration that trusts its self-signed certificate.
+func implicitTLSProxy(t *testing.T, backend string) (string, *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			relay := func(dst, src net.Conn) {
+				defer wg.Done()
+				io.Copy(dst, src) //nolint:errcheck // a relay ends when either side closes
+				dst.Close()
+				src.Close()
+			}
+			go relay(b, c)
+			go relay(c, b)
+		}
+	}()
+	return ln.Addr().String(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+func TestPollerImplicitTLS(t *testing.T) {
+	t.Parallel()
+	h := newPollHarness(t, startMemmail(t))
+	addr, clientTLS := implicitTLSProxy(t, h.mail.addr())
+	mb := pollMailbox(t, addr)
+	mb.TLS = mailin.TLSImplicit
+	o := pollOptions(nil)
+	o.TLSConfig = clientTLS
+	h.start(mb, o)
+	h.appendMail(2)
+	h.waitTickets(2, 5*time.Second)
+	h.waitAllSeen(h.folder, 2)
+
+	// an untrusted certificate is refused: nothing more is fetched
+	o.TLSConfig = nil
+	o.Log = nil
+	h2 := newPollHarness(t, h.mail)
+	h2.start(mb, o)
+	h.appendMail(1)
+	h.waitTickets(3, 5*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if n := h2.count(`SELECT count(*) FROM raw_mails`); n != 0 {
+		t.Errorf("a poller that does not trust the certificate stored %d messages", n)
+	}
+}
