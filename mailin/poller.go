@@ -76,8 +76,9 @@ type PollerOptions struct {
 	DisableIdle, DisableMove bool
 	// TLSConfig, when set, is the base TLS configuration (tests with self-signed certificates).
 	TLSConfig *tls.Config
-	// Failpoint, when set, is called at the named points (FailAfterStore, FailAfterCommit,
-	// FailBeforeSeen) of the fetch path. Tests use it to kill the process there; nil in production.
+	// Failpoint, when set, is called at the named points: FailAfterStore and FailAfterCommit once
+	// per fetched chunk, FailBeforeSeen before every STORE \Seen batch (also during recovery).
+	// Tests use it to kill the process there; nil in production.
 	Failpoint func(point string)
 }
 

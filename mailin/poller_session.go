@@ -168,7 +168,7 @@ func alreadyExists(err error) bool {
 	if !errors.As(err, &ie) {
 		return false
 	}
-	return ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exists")
+	return ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "already exists")
 }
 
 // wait blocks until new mail may be there: an EXISTS during IDLE (RFC 2177), the IDLE refresh, or

@@ -1,6 +1,7 @@
 package mailin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -111,23 +112,34 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 	return nil
 }
 
-// listNew returns the UIDs above the checkpoint with their sizes, in UID order.
+// listNew returns the UIDs above the checkpoint with their sizes, in UID order. The answer is
+// streamed and only UID and size are kept (16 bytes a message), so even a first run over a huge
+// folder stays small.
 func (s *imapSession) listNew(ctx context.Context) ([]newMessage, error) {
 	defer s.guard(ctx)()
 	// "last+1:*" includes the highest UID even when it is not above last (RFC 3501 §6.4.8), so
 	// the answer is filtered.
 	set := imap.UIDSet{{Start: imap.UID(s.lastUID + 1), Stop: 0}}
-	bufs, err := s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("fetch new uids: %w", err)
-	}
-	out := make([]newMessage, 0, len(bufs))
-	for _, b := range bufs {
+	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true})
+	var out []newMessage
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		b, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return nil, fmt.Errorf("fetch new uids: %w", err)
+		}
 		if uint32(b.UID) > s.lastUID {
 			out = append(out, newMessage{uid: b.UID, size: b.RFC822Size})
 		}
 	}
-	slices.SortFunc(out, func(a, b newMessage) int { return int(a.uid) - int(b.uid) })
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("fetch new uids: %w", err)
+	}
+	slices.SortFunc(out, func(a, b newMessage) int { return cmp.Compare(a.uid, b.uid) })
 	return out, nil
 }
 
