@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +45,14 @@ func implicitTLSProxy(t *testing.T, backend string) (string, *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	relay(t, ln, backend, 0)
+	return ln.Addr().String(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+// relay accepts connections on ln and relays each to backend until ln is closed at the end of the
+// test. A non-zero lifetime cuts every connection after a random time up to lifetime, as a flaky
+// network would.
+func relay(t *testing.T, ln net.Listener, backend string, lifetime time.Duration) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -61,18 +71,54 @@ func implicitTLSProxy(t *testing.T, backend string) (string, *tls.Config) {
 				c.Close()
 				continue
 			}
+			if lifetime > 0 {
+				d := time.Duration(mrand.Int64N(int64(lifetime)))
+				cut := time.AfterFunc(d, func() {
+					c.Close()
+					b.Close()
+				})
+				t.Cleanup(func() { cut.Stop() })
+			}
 			wg.Add(2)
-			relay := func(dst, src net.Conn) {
+			pipe := func(dst, src net.Conn) {
 				defer wg.Done()
 				io.Copy(dst, src) //nolint:errcheck // a relay ends when either side closes
 				dst.Close()
 				src.Close()
 			}
-			go relay(b, c)
-			go relay(c, b)
+			go pipe(b, c)
+			go pipe(c, b)
 		}
 	}()
-	return ln.Addr().String(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+// TestPollerExactlyOnceOverFlakyNetwork cuts every IMAP connection after a random time while mail
+// keeps arriving: every message must still become exactly one ticket.
+func TestPollerExactlyOnceOverFlakyNetwork(t *testing.T) {
+	t.Parallel()
+	h := newPollHarness(t, startMemmail(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay(t, ln, h.mail.addr(), 150*time.Millisecond)
+	var logs logBuffer
+	o := pollOptions(logs.logger())
+	o.IdleRefresh = 50 * time.Millisecond
+	h.start(pollMailbox(t, ln.Addr().String()), o)
+	const n = 40
+	for range n / 4 {
+		h.appendMail(4)
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.waitTickets(n, 20*time.Second)
+	h.waitAllSeen(h.folder, n)
+	h.assertExactlyOnce(n)
+	cuts := strings.Count(logs.String(), "mailbox session failed")
+	if cuts == 0 {
+		t.Errorf("no session was cut; the test proves nothing:\n%s", logs.String())
+	}
+	t.Logf("%d messages exactly once across %d cut connections", n, cuts)
 }
 
 func TestPollerImplicitTLS(t *testing.T) {
