@@ -121,12 +121,14 @@ func TestBounceRecipients(t *testing.T) {
 		},
 		{
 			name: "sendmail transcript",
-			m: msg("   ----- Transcript of session follows -----\n550 <a@example.org>... User unknown\n554 <b@example.net>... Remote protocol error: Connection reset by peer\n550 example.com (smtp)... 550 Host unknown\n\n   ----- Unsent message follows -----\n"+returnedHeaders,
+			m: msg("   ----- Transcript of session follows -----\n... while talking to mx.example.org.:\n>>> RCPT To:<a@example.org>\n<<< 550 5.1.1 No such user\n"+
+				"550 <a@example.org>... User unknown\n>>> DATA\n<<< 554 Rejected by policy\n554 <b@example.net>... Service unavailable\n"+
+				"550 example.com (smtp)... 550 Host unknown\n\n   ----- Unsent message follows -----\n"+returnedHeaders,
 				"From", "Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>", "Subject", "Returned mail: User unknown"),
 			class: ClassBounce, orig: "sd-1.abc@mail.desk.example",
 			want: []BounceRecipient{
-				{Address: "a@example.org", Action: "failed", Diagnostic: "550 <a@example.org>... User unknown", Hard: true},
-				{Address: "b@example.net", Action: "failed", Diagnostic: "554 <b@example.net>... Remote protocol error: Connection reset by peer", Retryable: true},
+				{Address: "a@example.org", Action: "failed", Status: "5.1.1", Diagnostic: ">>> RCPT To:<a@example.org> <<< 550 5.1.1 No such user 550 <a@example.org>... User unknown", Hard: true},
+				{Address: "b@example.net", Action: "failed", Diagnostic: ">>> DATA <<< 554 Rejected by policy 554 <b@example.net>... Service unavailable", Retryable: true},
 			},
 		},
 	}

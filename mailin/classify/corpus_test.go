@@ -113,6 +113,7 @@ var (
 	sisimaiRecipientRe = regexp.MustCompile(`#(\d+) reason=(\S+)(?: status=(\S+))?(?: replycode=(\S+))? hardbounce=(true|false)`)
 	sisimaiCountRe     = regexp.MustCompile(`recipients=(\d+):`)
 	quotedRe           = regexp.MustCompile(`(\w+)=='([^']*)'`)
+	pseudoStatusRe     = regexp.MustCompile(`^\d\.0\.9\d\d$`) // sisimai's own codes, not in the mail
 )
 
 // tally counts checks per category.
@@ -277,13 +278,23 @@ func (c *corpusCheck) runMailGem() {
 	}
 }
 
-// runSisimai checks the go-sisimai fact-test expectations per recipient: hard bounce and, where
+// runSisimai checks the go-sisimai fact-test expectations: the class its non-bounce reasons
+// imply, and per recipient the hard bounce flag, the reply code in the diagnostic and, where
 // sisimai read it from the message, the status code. Status codes of the form X.0.9NN are
 // sisimai's own pseudo codes and are not in the message. Recipient counts are informational:
 // sisimai lists one recipient twice in rfc3464-01.
 func (c *corpusCheck) runSisimai() {
 	exp := c.row.expected
-	if !strings.Contains(exp, "sisimai(") || c.res.Class != ClassBounce {
+	if !strings.Contains(exp, "sisimai(") {
+		return
+	}
+	// sisimai's non-bounce reasons name our classes.
+	for reason, class := range map[string]Class{"vacation": ClassAutoreply, "feedback": ClassReport, "delivered": ClassReport} {
+		if strings.Contains(exp, "#1 reason="+reason+" ") {
+			c.check("sisimai reason", c.res.Class == class, "class %s, sisimai reason %s wants %s", c.res.Class, reason, class)
+		}
+	}
+	if c.res.Class != ClassBounce {
 		return
 	}
 	if n := sisimaiCountRe.FindStringSubmatch(exp); n != nil && c.res.Bounce != nil && fmt.Sprint(len(c.res.Bounce.Recipients)) != n[1] {
@@ -299,8 +310,11 @@ func (c *corpusCheck) runSisimai() {
 		r := c.res.Bounce.Recipients[i]
 		name := fmt.Sprintf("#%d", i+1)
 		c.check(name+" hardbounce", fmt.Sprint(r.Hard) == f[5], "%s hard=%v, want hardbounce=%s (sisimai reason %s; diag %q)", r.Address, r.Hard, f[5], f[2], r.Diagnostic)
-		if st := f[3]; st != "" && !regexp.MustCompile(`^\d\.0\.9\d\d$`).MatchString(st) {
+		if st := f[3]; st != "" && !pseudoStatusRe.MatchString(st) {
 			c.check(name+" status", r.Status == st, "%s status %q, want %s", r.Address, r.Status, st)
+		}
+		if code := f[4]; code != "" {
+			c.check(name+" replycode", strings.Contains(r.Diagnostic, code), "%s diagnostic %q lacks reply code %s", r.Address, r.Diagnostic, code)
 		}
 	}
 }

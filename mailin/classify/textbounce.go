@@ -301,12 +301,16 @@ func (bs *blockSet) add(addr, line string) {
 
 // collect scans text line by line. A line naming a new wanted address opens that address's
 // block; following lines join it until a blank line, a line naming another new address, or the
-// end of a sendmail result line. Lines of msg-ids are skipped: a msg-id looks like an address.
+// end of a sendmail result line. SMTP transcript lines seen while no block is open ("<<< 550
+// ...") belong to the next recipient, within one "While talking to" session. Lines of msg-ids
+// are skipped: a msg-id looks like an address.
 func (bs *blockSet) collect(text string, wanted func(string) bool) {
 	open := ""
+	var pending []string // SMTP transcript lines (">>> ", "<<< ") waiting for their recipient
 	for _, line := range strings.Split(text, "\n") {
-		if strings.TrimSpace(line) == "" {
-			open = ""
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(strings.ToLower(trimmed), "while talking to") {
+			open, pending = "", nil
 			continue
 		}
 		if msgIDLineRe.MatchString(line) {
@@ -320,11 +324,17 @@ func (bs *blockSet) collect(text string, wanted func(string) bool) {
 			if len(bs.order) >= maxRecipients {
 				return
 			}
-			bs.add(a, line)
+			bs.add(a, "")
+			bs.lines[a] = append(append([]string(nil), pending...), line)
 			open, fresh = a, true
 		}
-		if !fresh && open != "" {
+		switch {
+		case fresh:
+			pending = nil
+		case open != "":
 			bs.lines[open] = append(bs.lines[open], line)
+		case strings.HasPrefix(trimmed, "<<< ") || strings.HasPrefix(trimmed, ">>> "):
+			pending = append(pending, line)
 		}
 		if sendmailLineRe.MatchString(line) {
 			open = "" // "550 <user@example.org>... User unknown" is complete in itself
