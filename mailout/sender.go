@@ -133,12 +133,16 @@ func NewSender(o SenderOptions) (*Sender, error) {
 }
 
 // Run sends due mail until ctx is cancelled, then closes its connections and returns nil. It polls
-// every Interval and immediately again after a full batch. Errors of one round are logged, and the
+// every Interval, immediately again after a full batch, and at once when a transaction that
+// enqueued mail commits (LISTEN on WakeChannel). Errors of one round are logged, and the
 // next round retries; Run itself only fails if it cannot start.
 func (s *Sender) Run(ctx context.Context) error {
 	defer s.tr.close()
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	lctx, stopListen := context.WithCancel(ctx)
+	defer stopListen()
+	wake := listen(lctx, s.pool, s.log)
 	for {
 		n, err := s.runOnce(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -154,6 +158,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-wake:
 		}
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,8 +46,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Long: `demo starts deskd with everything it needs in one process: a built-in IMAP server and an SMTP
 server that delivers into it, mailboxes for the desk (support@, changes@) and demo people
 (alice, bob, carol as requesters; ana and ben as agents; max as manager; password "demo"), a demo
-configuration with two queues, and PostgreSQL from DATABASE_URL or the local default (the database
-is created if needed; with no server but PostgreSQL installed, a private throwaway cluster is used).
+configuration with two queues, and PostgreSQL from DATABASE_URL or the local default. The demo's
+database (deskd_demo) is recreated at every start, like its in-memory mailboxes; with no server
+but PostgreSQL installed, a private throwaway cluster is used.
 
 Then mail it: ` + "`deskd demo send --from alice@demo.test --subject \"VPN is down\" --body \"...\"`" + `, or point
 any mail client at the printed ports. --scenario plays a scripted sequence (new incidents,
@@ -128,11 +131,22 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
+// demoDatabaseURL is DATABASE_URL or the local default. The demo's mailboxes live in memory, so
+// its database is recreated at every start; a DATABASE_URL naming a database without "demo" in
+// its name is pointed at deskd_demo on the same server instead, so real data is never dropped.
 func demoDatabaseURL() string {
-	if u := os.Getenv("DATABASE_URL"); u != "" {
-		return u
+	raw := os.Getenv("DATABASE_URL")
+	if raw == "" {
+		return "postgres://postgres@127.0.0.1:5432/deskd_demo?sslmode=disable"
 	}
-	return "postgres://postgres@127.0.0.1:5432/deskd_demo?sslmode=disable"
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if !strings.Contains(u.Path, "demo") {
+		u.Path = "/deskd_demo"
+	}
+	return u.String()
 }
 
 func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
@@ -140,7 +154,7 @@ func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
 	if err != nil {
 		return err
 	}
-	pg, err := pgboot.Ensure(ctx, demoDatabaseURL(), func(s string) { fmt.Fprintln(g.stderr, "demo:", s) })
+	pg, err := pgboot.EnsureFresh(ctx, demoDatabaseURL(), func(s string) { fmt.Fprintln(g.stderr, "demo:", s) })
 	if err != nil {
 		return err
 	}

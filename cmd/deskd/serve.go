@@ -153,7 +153,7 @@ func (a *app) run(ctx context.Context) error {
 			Password: mb.Password, Folder: mb.Folder, ProcessedFolder: mb.ProcessedFolder},
 			mailin.PollerOptions{MaxMessageBytes: int64(a.cfg.MailIn.MaxMessageBytes), PollInterval: a.cfg.MailIn.PollInterval,
 				IdleRefresh: a.cfg.MailIn.IdleRefresh, ReconnectMin: a.cfg.MailIn.ReconnectMin, ReconnectMax: a.cfg.MailIn.ReconnectMax,
-				Log: a.log.With("mailbox", mb.Name)}))
+				Log: a.log}))
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(ctx, a.cfg.HTTP.Listen, ops.Handler(a.pool, a.metrics), a.log) })

@@ -41,6 +41,16 @@ func (d *Database) Close() error {
 // When no server answers and initdb/pg_ctl are installed it starts a private cluster instead (log
 // says so through note). Otherwise the error says how to get PostgreSQL.
 func Ensure(ctx context.Context, rawURL string, note func(string)) (*Database, error) {
+	return ensure(ctx, rawURL, false, note)
+}
+
+// EnsureFresh is Ensure that first drops the database, for throwaway state (the demo, benchmarks).
+// To protect real data it refuses a database whose name does not contain "demo" or "bench".
+func EnsureFresh(ctx context.Context, rawURL string, note func(string)) (*Database, error) {
+	return ensure(ctx, rawURL, true, note)
+}
+
+func ensure(ctx context.Context, rawURL string, fresh bool, note func(string)) (*Database, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -49,6 +59,14 @@ func Ensure(ctx context.Context, rawURL string, note func(string)) (*Database, e
 	if name == "" {
 		name = "deskd_demo"
 		u.Path = "/" + name
+	}
+	if fresh && !strings.Contains(name, "demo") && !strings.Contains(name, "bench") {
+		return nil, fmt.Errorf("refusing to recreate database %q: only throwaway databases named *demo* or *bench* are recreated", name)
+	}
+	if fresh {
+		if err := dropDatabase(ctx, u, name); err != nil && !unreachable(err) {
+			return nil, err
+		}
 	}
 	err = createIfMissing(ctx, u, name)
 	if err == nil {
@@ -89,6 +107,22 @@ func createIfMissing(ctx context.Context, u *url.URL, name string) error {
 			return nil // created concurrently
 		}
 		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func dropDatabase(ctx context.Context, u *url.URL, name string) error {
+	admin := *u
+	admin.Path = "/postgres"
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, admin.String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(cctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
 	}
 	return nil
 }
