@@ -12,6 +12,22 @@
 // Auto-Submitted too (RFC 3464 §2, RFC 3834 §5). Non-failure DSNs and feedback reports (class
 // report) and read receipts (mdn) are also auto-submitted, so they precede autoreply. list is
 // the weakest signal: a person wrote the message, a list distributed it.
+//
+// The signals, in short (each rule's doc comment has the details and the RFCs):
+//
+//   - loop: our loop header valued with our domain, our own Message-ID, From a desk address;
+//   - bounce/report: machine-readable report parts (RFC 3464 delivery-status, RFC 5965
+//     feedback-report), Amazon SES JSON notifications, and plain-text bounces recognised by
+//     X-Failed-Recipients, X-MS-Exchange-Message-Is-Ndr, a mailer-daemon/postmaster sender, or
+//     a bounce subject together with a bounce text and machine evidence;
+//   - mdn: RFC 8098 disposition-notification parts, "Read:" subjects with a receipt sentence;
+//   - autoreply: Auto-Submitted other than "no" (RFC 3834 §5), X-Autoreply and similar fields,
+//     Precedence auto_reply/bulk/junk without list headers, auto-reply subjects in many
+//     languages, absence subjects with a weak machine signal, a null Return-Path;
+//   - list: List-* fields (RFC 2369, RFC 2919), X-BeenThere, Mailing-List, Precedence: list.
+//
+// Subject rules are anchored at the start of the subject, so "Re:" and "Fw:" subjects (a person
+// replying to or forwarding machine mail) never match them.
 package classify
 
 import (
@@ -66,11 +82,16 @@ const DefaultLoopHeader = "X-Deskd-Loop"
 type Options struct {
 	// DeskAddresses are the desk's own addresses; compared case-insensitively.
 	DeskAddresses []string
-	// DeskDomain is the right-hand side of the Message-IDs deskd generates. It must be a domain
-	// that only deskd uses for Message-IDs (for example "desk.example.com"), because mail
-	// clients such as Thunderbird build Message-IDs from the sender's domain. Empty disables
-	// the Message-ID rule.
+	// DeskDomain is the desk's domain: the value deskd writes in its loop header and the
+	// right-hand side of the Message-IDs it generates. A loop header naming another domain is
+	// another deskd's mail, not ours. Empty accepts any loop header value and disables the
+	// Message-ID domain rule.
 	DeskDomain string
+	// OwnMessageID, when set, reports whether a Message-ID (without angle brackets) was made by
+	// this desk, typically by verifying the signed token in it. It replaces the DeskDomain
+	// comparison of the Message-ID rule, which is only safe when no mail client of the
+	// organisation writes Message-IDs on that domain (Thunderbird uses the sender's domain).
+	OwnMessageID func(id string) bool
 	// LoopHeader is the header field deskd writes on outbound mail; DefaultLoopHeader when empty.
 	LoopHeader string
 }

@@ -63,14 +63,21 @@ func TestClassify(t *testing.T) {
 		reason string // substring of Result.Reason
 	}{
 		// loop
-		{"own loop header", msg("hi", with(human, "X-Deskd-Loop", "1")...), opts, ClassLoop, "X-Deskd-Loop"},
-		{"custom loop header", msg("hi", with(human, "X-Our-Loop", "desk")...), Options{LoopHeader: "X-Our-Loop"}, ClassLoop, "X-Our-Loop"},
+		{"own loop header", msg("hi", with(human, "X-Deskd-Loop", "mail.desk.example")...), opts, ClassLoop, "X-Deskd-Loop"},
+		{"empty loop header", msg("hi", with(human, "X-Deskd-Loop", "")...), opts, ClassLoop, "X-Deskd-Loop"},
+		{"another desk's loop header", msg("hi", with(human, "X-Deskd-Loop", "vendor.example")...), opts, ClassNormal, ""},
+		{"any loop header without DeskDomain", msg("hi", with(human, "X-Deskd-Loop", "vendor.example")...), Options{}, ClassLoop, "X-Deskd-Loop"},
+		{"OwnMessageID hook", msg("hi", with(human, "Message-ID", "<t.abc.1@example.com>")...),
+			Options{DeskDomain: "example.com", OwnMessageID: func(id string) bool { return strings.HasPrefix(id, "t.abc.") }}, ClassLoop, "Message-ID"},
+		{"OwnMessageID hook replaces the domain rule", msg("hi", with(human, "Message-ID", "<0a1b@example.com>")...),
+			Options{DeskDomain: "example.com", OwnMessageID: func(id string) bool { return strings.HasPrefix(id, "t.abc.") }}, ClassNormal, ""},
+		{"custom loop header", msg("hi", with(human, "X-Our-Loop", "desk")...), Options{LoopHeader: "x-our-loop"}, ClassLoop, "X-Our-Loop"},
 		{"own Message-ID domain", msg("hi", with(human, "Message-ID", "<t1.xyz@MAIL.desk.example>")...), opts, ClassLoop, "Message-ID"},
 		{"reply to our Message-ID is not a loop", msg("thanks", with(human, "Message-ID", "<a1@example.com>",
 			"In-Reply-To", "<t1.xyz@mail.desk.example>", "References", "<t1.xyz@mail.desk.example>")...), opts, ClassNormal, ""},
 		{"Message-ID rule off without DeskDomain", msg("hi", with(human, "Message-ID", "<t1@mail.desk.example>")...), Options{}, ClassNormal, ""},
 		{"From a desk address", msg("hi", "From", "Desk <Support@Desk.Example>"), opts, ClassLoop, "desk address"},
-		{"loop beats bounce", report(msg("", with(daemon, "X-Deskd-Loop", "1")...), "delivery-status",
+		{"loop beats bounce", report(msg("", with(daemon, "X-Deskd-Loop", "mail.desk.example")...), "delivery-status",
 			part("message/delivery-status", "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n")), opts, ClassLoop, ""},
 
 		// RFC 3464 reports

@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"net/textproto"
 	"strings"
 
 	"github.com/deskd/deskd/mailin/parse"
@@ -9,21 +10,31 @@ import (
 // classifyLoop recognises mail the desk sent itself (DESIGN invariant 5). Three signals, any
 // one suffices:
 //
-//   - our own loop header at the top level (deskd writes it on everything it sends; mail
-//     clients do not copy unknown header fields into replies, RFC 5322 §3.6.4 only carries
-//     msg-ids forward);
-//   - the message's own Message-ID is on the desk's Message-ID domain. A person's reply
-//     carries our Message-ID in In-Reply-To/References, which is threading, not a loop, so
-//     only Message-ID itself counts;
+//   - our own loop header at the top level, valued with our domain (deskd writes it on
+//     everything it sends; mail clients do not copy unknown header fields into replies,
+//     RFC 5322 §3.6.4 only carries msg-ids forward);
+//   - the message's own Message-ID is one of ours (Options.OwnMessageID, else its domain is
+//     Options.DeskDomain). A person's reply carries our Message-ID in In-Reply-To/References,
+//     which is threading, not a loop, so only Message-ID itself counts;
 //   - From is one of the desk's addresses.
 func classifyLoop(m *parse.Message, o Options) (Result, bool) {
-	if hasHeader(m, o.LoopHeader) {
-		return Result{Class: ClassLoop, Reason: "own loop header " + o.LoopHeader + " present"}, true
+	domain := strings.ToLower(strings.TrimSpace(o.DeskDomain))
+	key := textproto.CanonicalMIMEHeaderKey(o.LoopHeader)
+	for _, v := range m.Header[key] {
+		if domain == "" || strings.TrimSpace(v) == "" || hasToken(v, domain) {
+			return Result{Class: ClassLoop, Reason: "own loop header " + key + " present"}, true
+		}
 	}
-	if d := strings.ToLower(strings.TrimSpace(o.DeskDomain)); d != "" {
-		id := strings.Trim(strings.TrimSpace(m.MessageID), "<>")
-		if strings.EqualFold(domainPart(id), d) {
-			return Result{Class: ClassLoop, Reason: "own Message-ID domain " + d}, true
+	if id := strings.Trim(strings.TrimSpace(m.MessageID), "<>"); id != "" {
+		own := false
+		switch {
+		case o.OwnMessageID != nil:
+			own = o.OwnMessageID(id)
+		case domain != "":
+			own = strings.EqualFold(domainPart(id), domain)
+		}
+		if own {
+			return Result{Class: ClassLoop, Reason: "own Message-ID " + quoteShort(id)}, true
 		}
 	}
 	if from := fromAddress(m); from != "" {
@@ -34,4 +45,15 @@ func classifyLoop(m *parse.Message, o Options) (Result, bool) {
 		}
 	}
 	return Result{}, false
+}
+
+// hasToken reports whether v, split at spaces, commas and semicolons, contains tok
+// (case-insensitively).
+func hasToken(v, tok string) bool {
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == ';' || r == '\t' }) {
+		if strings.EqualFold(f, tok) {
+			return true
+		}
+	}
+	return false
 }
