@@ -206,6 +206,45 @@ func eventually(t *testing.T, what string, within, interval time.Duration, cond 
 	}
 }
 
+// milestone is one observable step of a mail's way through the stack, timed from a common start.
+type milestone struct {
+	name string
+	done func() bool
+	took time.Duration // 0 until done first returned true
+}
+
+// waitMilestones polls every milestone not yet reached until all are, and records for each how long
+// after since it was first seen. It fails t, naming the missing steps, when within passes first.
+func waitMilestones(t *testing.T, since time.Time, within time.Duration, ms ...*milestone) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
+		var missing []string
+		for _, m := range ms {
+			if m.took == 0 && m.done() {
+				m.took = time.Since(since)
+			}
+			if m.took == 0 {
+				missing = append(missing, m.name)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, strings.Join(missing, ", "))
+		}
+	}
+}
+
+// figures formats milestones as "name 123ms, name 456ms".
+func figures(ms ...*milestone) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = fmt.Sprintf("%s %v", m.name, m.took.Round(time.Millisecond))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // freeAddr returns a free 127.0.0.1 port as host:port.
 func freeAddr(t *testing.T) string {
 	t.Helper()
