@@ -95,6 +95,7 @@ DESKD_MAILBOXES_0_PASSWORD, ...). See configs/deskd.example.yaml.`,
 		newImportCmd(g),
 		newInspectCmd(g),
 		newDemoCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }
