@@ -24,16 +24,12 @@ func checkAck(t *testing.T, ack *parse.Message, key, aliceID string) {
 	if !strings.Contains(ack.Subject, "["+key+"]") {
 		t.Errorf("ack subject %q lacks [%s]", ack.Subject, key)
 	}
-	// Known bug: deskd stores inbound Message-IDs lower-cased (mailin/apply.go, thread.CanonicalID)
-	// and threads its mail on the stored form, so s-nail's mixed-case id comes back lower-cased.
-	// The local part of a msg-id is case-sensitive (RFC 5322 §3.6.4 with §3.4.1), and clients that
-	// match ids exactly lose the thread. Compared case-insensitively until that is fixed.
-	if len(ack.InReplyTo) != 1 || !strings.EqualFold(ack.InReplyTo[0], aliceID) {
-		t.Errorf("ack In-Reply-To %q, want alice's Message-ID %q", ack.InReplyTo, aliceID)
-	} else if ack.InReplyTo[0] != aliceID {
-		t.Logf("KNOWN BUG: ack In-Reply-To <%s> differs in case from alice's Message-ID <%s>", ack.InReplyTo[0], aliceID)
+	// The local part of a msg-id is case-sensitive (RFC 5322 §3.6.4 with §3.4.1): the ack must quote
+	// s-nail's mixed-case id exactly, or clients that match ids exactly lose the thread.
+	if len(ack.InReplyTo) != 1 || ack.InReplyTo[0] != aliceID {
+		t.Errorf("ack In-Reply-To %q, want alice's Message-ID %q exactly", ack.InReplyTo, aliceID)
 	}
-	if !slices.ContainsFunc(ack.References, func(id string) bool { return strings.EqualFold(id, aliceID) }) {
+	if !slices.Contains(ack.References, aliceID) {
 		t.Errorf("ack References %q lack alice's Message-ID %q", ack.References, aliceID)
 	}
 	for name, want := range map[string]string{

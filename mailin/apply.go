@@ -148,7 +148,7 @@ func (in *Ingester) applyMachine(ctx context.Context, tx *tickets.Tx, p prepared
 func (in *Ingester) message(r *RawMail, m *parse.Message, c classify.Result, d thread.Decision) tickets.Message {
 	msg := tickets.Message{
 		RawMailID: &r.ID, Direction: tickets.Inbound, Visibility: tickets.Public, Class: string(c.Class),
-		AuthorKind: tickets.ActorUser, MessageID: thread.CanonicalID(m.MessageID), Subject: m.Subject,
+		AuthorKind: tickets.ActorUser, MessageID: thread.CleanID(m.MessageID), Subject: m.Subject,
 		Text: m.Text, VisibleText: m.VisibleText, HTML: m.HTML, ThreadReason: d.Reason,
 		To: addrs(m.To), Cc: addrs(m.Cc),
 	}
@@ -156,10 +156,10 @@ func (in *Ingester) message(r *RawMail, m *parse.Message, c classify.Result, d t
 		msg.MessageID = fmt.Sprintf("deskd-raw-%d@%s", r.ID, in.opts.DeskDomain)
 	}
 	if len(m.InReplyTo) > 0 {
-		msg.InReplyTo = thread.CanonicalID(m.InReplyTo[0])
+		msg.InReplyTo = thread.CleanID(m.InReplyTo[0])
 	}
 	for _, ref := range m.References {
-		if id := thread.CanonicalID(ref); id != "" {
+		if id := thread.CleanID(ref); id != "" {
 			msg.References = append(msg.References, id)
 		}
 	}

@@ -7,9 +7,14 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/deskd/deskd/internal/token"
 	"github.com/deskd/deskd/mailin/classify"
@@ -41,7 +46,9 @@ type Options struct {
 	// (default 64 MiB) so a batch of large messages does not exhaust memory.
 	BatchSize  int
 	BatchBytes int64
-	Log        *slog.Logger
+	// Workers is how many transactions apply one batch's thread components at once (default 4).
+	Workers int
+	Log     *slog.Logger
 	// Observe, when set, is called after each commit for every message of the batch with its mailbox,
 	// its outcome (ingested, ignored, duplicate, quarantined) and the time from storage to commit.
 	Observe func(mailbox, outcome string, latency time.Duration)
@@ -63,6 +70,9 @@ func NewIngester(svc *tickets.Service, opts Options) (*Ingester, error) {
 	}
 	if opts.BatchBytes <= 0 {
 		opts.BatchBytes = 64 << 20
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -92,52 +102,141 @@ type prepared struct {
 }
 
 // ProcessPending ingests pending raw mail (of mailbox, or of all mailboxes when mailbox is ""),
-// oldest first, batch by batch until none is left, and returns every outcome. Rows are claimed with
-// FOR UPDATE SKIP LOCKED, so concurrent callers never process one message twice.
+// oldest first, batch by batch until none is left, and returns every outcome.
+//
+// A batch is parsed and classified in parallel outside any transaction, then split into thread
+// components (messages linked by Message-ID, In-Reply-To, References or sender), which are applied
+// by up to Options.Workers transactions at once; each component stays in one transaction, in arrival
+// order, so a reply always sees the ticket its original created. Every transaction re-locks its rows
+// with FOR UPDATE SKIP LOCKED and skips any that are no longer pending, so concurrent callers and
+// replicas never process one message twice.
 func (in *Ingester) ProcessPending(ctx context.Context, mailbox string) ([]Outcome, error) {
 	var all []Outcome
+	after := int64(0)
 	for {
-		outs, err := in.processBatch(ctx, mailbox)
+		outs, last, err := in.processBatch(ctx, mailbox, after)
 		if err != nil {
 			return all, err
 		}
-		if len(outs) == 0 {
+		if last == 0 {
 			return all, nil
 		}
+		after = last
 		all = append(all, outs...)
 	}
 }
 
-func (in *Ingester) processBatch(ctx context.Context, mailbox string) ([]Outcome, error) {
+// processBatch handles the next batch of pending mail with ids above after and returns its outcomes
+// and the highest id it looked at (0 when there was nothing left).
+func (in *Ingester) processBatch(ctx context.Context, mailbox string, after int64) ([]Outcome, int64, error) {
+	raws, err := loadPending(ctx, in.svc.DB(), mailbox, after, in.opts.BatchSize, in.opts.BatchBytes)
+	if err != nil || len(raws) == 0 {
+		return nil, 0, err
+	}
+	last := raws[len(raws)-1].ID
+	preps := in.prepare(raws)
+	buckets := partition(preps, in.opts.Workers)
+	results := make([][]Outcome, len(buckets))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, b := range buckets {
+		g.Go(func() error {
+			var err error
+			results[i], err = in.applyBucket(gctx, b)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, 0, fmt.Errorf("ingest batch: %w", err)
+	}
+	var outs []Outcome
+	for _, r := range results {
+		outs = append(outs, r...)
+	}
+	sort.Slice(outs, func(i, j int) bool { return outs[i].RawID < outs[j].RawID })
+	in.report(outs)
+	return outs, last, nil
+}
+
+func (in *Ingester) report(outs []Outcome) {
+	now := time.Now()
+	for i := range outs {
+		o := &outs[i]
+		if o.State == StateQuarantined {
+			in.opts.Log.Warn("message quarantined", "mailbox", o.Mailbox, "uid", o.UID, "raw_id", o.RawID, "reason", o.Reason)
+		} else {
+			in.opts.Log.Debug("message ingested", "mailbox", o.Mailbox, "uid", o.UID, "raw_id", o.RawID, "state", o.State,
+				"ticket", o.TicketKey, "reason", o.Reason)
+		}
+		o.Latency = now.Sub(o.receivedAt)
+		if in.opts.Observe != nil {
+			in.opts.Observe(o.Mailbox, o.State, o.Latency)
+		}
+	}
+}
+
+// errRetryWithSavepoints aborts an optimistic batch transaction in which one message failed.
+var errRetryWithSavepoints = errors.New("a message failed: retry the batch with a savepoint per message")
+
+// applyBucket applies one bucket of components in one transaction. It first tries without
+// savepoints (two round trips fewer per message); when a message fails it rolls back and redoes the
+// bucket with a savepoint per message so the failure is quarantined alone. Deadlocks and
+// serialization failures between concurrent buckets are retried.
+func (in *Ingester) applyBucket(ctx context.Context, b []prepared) ([]Outcome, error) {
+	savepoints := false
+	for attempt := 1; ; attempt++ {
+		outs, err := in.applyTx(ctx, b, savepoints)
+		switch {
+		case err == nil:
+			return outs, nil
+		case errors.Is(err, errRetryWithSavepoints) && !savepoints:
+			savepoints = true
+		case retryable(err) && attempt < 8 && ctx.Err() == nil:
+			time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) ([]Outcome, error) {
 	var outs []Outcome
 	err := in.svc.Do(ctx, func(tx *tickets.Tx) error {
 		outs = outs[:0]
-		raws, err := claimPending(ctx, tx, mailbox, in.opts.BatchSize, in.opts.BatchBytes)
-		if err != nil || len(raws) == 0 {
-			return err
+		ids := make([]int64, len(b))
+		for i, p := range b {
+			ids[i] = p.raw.ID
 		}
-		preps := in.prepare(raws)
-		for _, p := range preps {
+		rows, err := tx.PG().Query(ctx, `SELECT id FROM raw_mails WHERE id = ANY($1) AND state = 'pending' FOR UPDATE SKIP LOCKED`, ids)
+		if err != nil {
+			return fmt.Errorf("lock pending mail: %w", err)
+		}
+		locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("lock pending mail: %w", err)
+		}
+		mine := make(map[int64]bool, len(locked))
+		for _, id := range locked {
+			mine[id] = true
+		}
+		for _, p := range b {
+			if !mine[p.raw.ID] {
+				continue // done meanwhile, or another replica has it
+			}
 			out := Outcome{RawID: p.raw.ID, Mailbox: p.raw.Mailbox, UID: p.raw.UID, receivedAt: p.raw.ReceivedAt}
-			if p.err == nil {
-				err = tx.Savepoint(ctx, func(tx *tickets.Tx) (err error) {
-					defer func() {
-						if r := recover(); r != nil {
-							err = fmt.Errorf("panic while ingesting: %v\n%s", r, debug.Stack())
-						}
-					}()
-					out.State, out.TicketKey, out.Reason, err = in.apply(ctx, tx, p)
-					if err != nil {
+			err := p.err
+			if err == nil {
+				if savepoints {
+					err = tx.Savepoint(ctx, func(tx *tickets.Tx) error { return in.applyOne(ctx, tx, p, &out) })
+				} else if err = in.applyOne(ctx, tx, p, &out); err != nil {
+					if retryable(err) || ctx.Err() != nil {
 						return err
 					}
-					return setState(ctx, tx.PG(), p.raw.ID, out.State, out.Reason, tx.Now())
-				})
-			} else {
-				err = p.err
+					return fmt.Errorf("%w: %v", errRetryWithSavepoints, err)
+				}
 			}
 			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+				if retryable(err) || ctx.Err() != nil {
+					return err
 				}
 				out.State, out.TicketKey, out.Reason = StateQuarantined, "", err.Error()
 				if err := setState(ctx, tx.PG(), p.raw.ID, StateQuarantined, out.Reason, tx.Now()); err != nil {
@@ -148,35 +247,37 @@ func (in *Ingester) processBatch(ctx context.Context, mailbox string) ([]Outcome
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("ingest batch: %w", err)
-	}
-	now := time.Now()
-	for i := range outs {
-		o := &outs[i]
-		if o.State == StateQuarantined {
-			in.opts.Log.Warn("message quarantined", "mailbox", o.Mailbox, "uid", o.UID, "raw_id", o.RawID, "reason", o.Reason)
-		} else {
-			in.opts.Log.Debug("message ingested", "mailbox", o.Mailbox, "uid", o.UID, "raw_id", o.RawID, "state", o.State,
-				"ticket", o.TicketKey, "reason", o.Reason)
-		}
-	}
-	if in.opts.Observe != nil {
-		for i := range outs {
-			outs[i].Latency = now.Sub(outs[i].receivedAt)
-			in.opts.Observe(outs[i].Mailbox, outs[i].State, outs[i].Latency)
-		}
-	}
-	return outs, nil
+	return outs, err
 }
 
-// claimPending locks up to limit pending messages (and at most maxBytes of them, but always one).
-func claimPending(ctx context.Context, tx *tickets.Tx, mailbox string, limit int, maxBytes int64) ([]*RawMail, error) {
-	rows, err := tx.PG().Query(ctx, `SELECT id, size FROM raw_mails
-		WHERE state = 'pending' AND ($1 = '' OR mailbox = $1)
-		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, mailbox, limit)
+// applyOne applies one message and records its state, turning a panic into an error.
+func (in *Ingester) applyOne(ctx context.Context, tx *tickets.Tx, p prepared, out *Outcome) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic while ingesting: %v\n%s", r, debug.Stack())
+		}
+	}()
+	out.State, out.TicketKey, out.Reason, err = in.apply(ctx, tx, p)
 	if err != nil {
-		return nil, fmt.Errorf("claim pending mail: %w", err)
+		return err
+	}
+	return setState(ctx, tx.PG(), p.raw.ID, out.State, out.Reason, tx.Now())
+}
+
+// retryable reports a deadlock or serialization failure between concurrent transactions.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// loadPending reads the next pending messages (ids above after) without locking them: at most
+// limit messages and maxBytes of raw mail (but always one).
+func loadPending(ctx context.Context, q tickets.DB, mailbox string, after int64, limit int, maxBytes int64) ([]*RawMail, error) {
+	rows, err := q.Query(ctx, `SELECT id, size FROM raw_mails
+		WHERE state = 'pending' AND id > $1 AND ($2 = '' OR mailbox = $2)
+		ORDER BY id LIMIT $3`, after, mailbox, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list pending mail: %w", err)
 	}
 	var (
 		ids   []int64
@@ -186,7 +287,7 @@ func claimPending(ctx context.Context, tx *tickets.Tx, mailbox string, limit int
 		var id, size int64
 		if err := rows.Scan(&id, &size); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("claim pending mail: %w", err)
+			return nil, fmt.Errorf("list pending mail: %w", err)
 		}
 		if len(ids) > 0 && total+size > maxBytes {
 			break
@@ -196,12 +297,12 @@ func claimPending(ctx context.Context, tx *tickets.Tx, mailbox string, limit int
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim pending mail: %w", err)
+		return nil, fmt.Errorf("list pending mail: %w", err)
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rs, err := tx.PG().Query(ctx, `SELECT `+rawColumns+` FROM raw_mails WHERE id = ANY($1) ORDER BY id`, ids)
+	rs, err := q.Query(ctx, `SELECT `+rawColumns+` FROM raw_mails WHERE id = ANY($1) ORDER BY id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load pending mail: %w", err)
 	}
@@ -215,6 +316,65 @@ func claimPending(ctx context.Context, tx *tickets.Tx, mailbox string, limit int
 		out = append(out, r)
 	}
 	return out, rs.Err()
+}
+
+// partition groups messages into thread components (union of Message-ID, In-Reply-To, References and
+// sender) and deals the components to at most n buckets, keeping each component whole and in order.
+func partition(preps []prepared, n int) [][]prepared {
+	parent := make([]int, len(preps))
+	for i := range parent {
+		parent[i] = i
+	}
+	find := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	owner := map[string]int{}
+	link := func(i int, key string) {
+		if j, ok := owner[key]; ok {
+			parent[find(i)] = find(j)
+			return
+		}
+		owner[key] = i
+	}
+	for i, p := range preps {
+		if p.msg == nil {
+			continue
+		}
+		ids := append(append([]string{p.msg.MessageID}, p.msg.InReplyTo...), p.msg.References...)
+		for _, id := range ids {
+			if c := thread.CanonicalID(id); c != "" {
+				link(i, "id:"+c)
+			}
+		}
+		if p.msg.From != nil && p.msg.From.Address != "" {
+			link(i, "from:"+strings.ToLower(p.msg.From.Address))
+		}
+	}
+	n = max(1, min(n, len(preps)))
+	buckets := make([][]prepared, n)
+	slot := map[int]int{}
+	next := 0
+	for i, p := range preps {
+		root := find(i)
+		b, ok := slot[root]
+		if !ok {
+			b = next % n
+			slot[root] = b
+			next++
+		}
+		buckets[b] = append(buckets[b], p)
+	}
+	out := buckets[:0]
+	for _, b := range buckets {
+		if len(b) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // prepare runs the pure stages on all messages in parallel, keeping their order.
@@ -257,7 +417,12 @@ func (in *Ingester) prepareOne(r *RawMail) (p prepared) {
 		return p
 	}
 	p.msg = msg
-	p.class = classify.Classify(msg, classify.Options{DeskAddresses: in.opts.DeskAddresses, DeskDomain: in.opts.DeskDomain})
+	co := classify.Options{DeskAddresses: in.opts.DeskAddresses, DeskDomain: in.opts.DeskDomain}
+	if signer := in.opts.Signer; signer != nil {
+		// only Message-IDs we signed are ours: the desk domain may also be the company's mail domain
+		co.OwnMessageID = func(id string) bool { _, err := signer.TicketFromMessageID(id); return err == nil }
+	}
+	p.class = classify.Classify(msg, co)
 	return p
 }
 

@@ -1,6 +1,8 @@
 package mailin_test
 
 import (
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 )
@@ -14,7 +16,7 @@ func BenchmarkPollerIngest(b *testing.B) {
 		h.mail.appendMsg(b, h.folder, h.newMail(""))
 	}
 	b.ResetTimer()
-	stop := h.start(h.mailbox(), pollOptions(nil))
+	stop := h.start(h.mailbox(), pollOptions(benchLog()))
 	waitFor(b, 30*time.Second+time.Duration(b.N)*50*time.Millisecond, "every message ingested", func() bool {
 		return h.count(`SELECT count(*) FROM raw_mails WHERE state <> 'pending'`) == b.N
 	})
@@ -26,4 +28,12 @@ func BenchmarkPollerIngest(b *testing.B) {
 		b.Fatalf("%d tickets, want %d", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// benchLog logs chunk timings to stderr when DESKD_BENCH_LOG is set.
+func benchLog() *slog.Logger {
+	if os.Getenv("DESKD_BENCH_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -215,14 +215,11 @@ func (s *imapSession) syncChunk(ctx context.Context, chunk []newMessage) error {
 // storeChunk stores raws and advances the checkpoint to upTo in one transaction: once it commits,
 // the messages are safe and will never be fetched again under this UIDVALIDITY.
 func (p *Poller) storeChunk(ctx context.Context, uidValidity uint32, raws []RawMail, upTo uint32) ([]int64, error) {
-	ids := make([]int64, 0, len(raws))
+	var ids []int64
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		for _, r := range raws {
-			id, _, err := StoreRaw(ctx, tx, r)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id)
+		var err error
+		if ids, err = StoreRaws(ctx, tx, raws); err != nil {
+			return err
 		}
 		tag, err := tx.Exec(ctx, `UPDATE mailbox_state SET last_uid = GREATEST(last_uid, $3), updated_at = now()
 			WHERE mailbox = $1 AND uidvalidity = $2`, p.mb.Name, int64(uidValidity), int64(upTo))

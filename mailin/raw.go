@@ -208,3 +208,40 @@ func equalFoldASCII(b []byte, lower string) bool {
 	}
 	return true
 }
+
+// StoreRaws is StoreRaw for many messages in one round trip (a pipelined batch on tx); it returns
+// the row id of each message in order, whether it was new or already stored.
+func StoreRaws(ctx context.Context, tx pgx.Tx, raws []RawMail) ([]int64, error) {
+	b := &pgx.Batch{}
+	for _, r := range raws {
+		b.Queue(`INSERT INTO raw_mails (mailbox, uidvalidity, uid, message_id, sha256, size, raw, state, reason)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING RETURNING id`,
+			r.Mailbox, int64(r.UIDValidity), int64(r.UID), r.MessageID, r.SHA256, r.Size, r.Raw, r.State, r.Reason)
+	}
+	ids := make([]int64, len(raws))
+	var stored []int // indexes already stored before (conflicts)
+	br := tx.SendBatch(ctx, b)
+	for i := range raws {
+		err := br.QueryRow().Scan(&ids[i])
+		if errors.Is(err, pgx.ErrNoRows) {
+			stored = append(stored, i)
+			continue
+		}
+		if err != nil {
+			br.Close()
+			return nil, fmt.Errorf("store raw mail %s/%d/%d: %w", raws[i].Mailbox, raws[i].UIDValidity, raws[i].UID, err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("store raw mail: %w", err)
+	}
+	for _, i := range stored {
+		id, _, err := StoreRaw(ctx, tx, raws[i])
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}

@@ -84,6 +84,7 @@ type Outbox struct {
 	noticer  Noticer
 	cooldown time.Duration
 	now      func() time.Time
+	global   globalCount
 }
 
 // NewOutbox returns an Outbox configured by o.
@@ -187,6 +188,13 @@ func (o *Outbox) Enqueue(ctx context.Context, tx pgx.Tx, m Mail) (id int64, queu
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("insert outbox row %s: %w", m.IdempotencyKey, err)
+	}
+	if status == "pending" && m.AutoSubmitted != "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox_rate (outbox_id, email, ticket_id, created_at)
+			SELECT $1, e, $2, $3 FROM unnest($4::text[]) AS e`, id, ticket, now, emails(env.to)); err != nil {
+			return 0, false, fmt.Errorf("count %s for rate limits: %w", m.IdempotencyKey, err)
+		}
+		o.global.add(1)
 	}
 	if err := o.record(ctx, tx, id, m, d, now); err != nil {
 		return 0, false, fmt.Errorf("enqueue %s: %w", m.IdempotencyKey, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -121,8 +122,8 @@ func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d
 			}
 			var n, onTicket int
 			if err := tx.QueryRow(ctx, `
-				SELECT count(*), count(*) FILTER (WHERE ticket_id = $3) FROM outbox
-				WHERE rcpt_to @> ARRAY[$1::text] AND created_at > $2 AND auto_submitted <> '' AND status <> 'suppressed'`,
+				SELECT count(*), count(*) FILTER (WHERE ticket_id = $3) FROM outbox_rate
+				WHERE email = $1 AND created_at > $2`,
 				a.Email, since, m.TicketID).Scan(&n, &onTicket); err != nil {
 				return fmt.Errorf("count recipient mail: %w", err)
 			}
@@ -143,13 +144,12 @@ func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d
 		}
 	}
 	if lim := o.limits.GlobalPerHour; lim > 0 {
-		// Not serialised: under concurrency the global limit may be overshot by the number of
-		// concurrent transactions; it is a flood guard, not an exact quota.
-		var n int
-		if err := tx.QueryRow(ctx, `
-			SELECT count(*) FROM outbox WHERE created_at > $1 AND auto_submitted <> '' AND status <> 'suppressed'`,
-			since).Scan(&n); err != nil {
-			return fmt.Errorf("count global mail: %w", err)
+		// A flood guard, not an exact quota: the count is refreshed from the database at most every
+		// globalRefresh (plus this process's own mail since), so concurrent transactions and other
+		// replicas may overshoot it briefly.
+		n, err := o.global.count(ctx, tx, since, lim, now)
+		if err != nil {
+			return err
 		}
 		if n >= lim {
 			d.suppressed = fmt.Sprintf("global rate limit: %d automated mails in the last hour (limit %d)", n, lim)
@@ -257,4 +257,38 @@ func baseAddress(addr string) string {
 		local = local[:plus]
 	}
 	return local + addr[at:]
+}
+
+// globalRefresh is how long a global mail count read from the database is reused.
+const globalRefresh = 2 * time.Second
+
+// globalCount caches the hourly count of automated mail so that the global limit costs one bounded
+// query every globalRefresh instead of a scan of the last hour's outbox for every mail.
+type globalCount struct {
+	mu    sync.Mutex
+	read  time.Time // when n was read; zero: never
+	n     int       // count read from the database
+	local int       // mail this process enqueued since
+}
+
+func (g *globalCount) count(ctx context.Context, tx pgx.Tx, since time.Time, limit int, now time.Time) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.read.IsZero() && now.Sub(g.read) < globalRefresh && now.After(g.read) {
+		return g.n + g.local, nil
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbox
+		WHERE created_at > $1 AND auto_submitted <> '' AND status <> 'suppressed' LIMIT $2) AS recent`,
+		since, limit).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count global mail: %w", err)
+	}
+	g.read, g.n, g.local = now, n, 0
+	return n, nil
+}
+
+func (g *globalCount) add(n int) {
+	g.mu.Lock()
+	g.local += n
+	g.mu.Unlock()
 }

@@ -50,6 +50,9 @@ func NewService(pool *pgxpool.Pool, opts Options) *Service {
 	return &Service{pool: pool, opts: opts}
 }
 
+// DB returns the service's pool for reads (and lock-free writes such as raw mail storage) outside a use case.
+func (s *Service) DB() DB { return s.pool }
+
 // Store returns a Store reading through the service's pool.
 func (s *Service) Store() *Store { return NewPoolStore(s.pool) }
 

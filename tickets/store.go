@@ -263,8 +263,9 @@ func (s *Store) Links(ctx context.Context, ticketID int64) ([]Link, error) {
 	return out, nil
 }
 
-// TicketByMessageID returns the ticket holding a message with one of the canonical Message-IDs,
-// trying them in the order given, and which ID matched; ErrNotFound when none does.
+// TicketByMessageID returns the ticket holding a message with one of the canonical (lower-case)
+// Message-IDs, trying them in the order given, and which stored ID matched; ErrNotFound when none
+// does. Stored IDs keep their case and are compared lower-cased.
 func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (*Ticket, string, error) {
 	if len(ids) == 0 {
 		return nil, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
@@ -275,7 +276,7 @@ func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (*Ticket, s
 	)
 	err := s.db.QueryRow(ctx, `SELECT m.ticket_id, m.message_id
 		FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
-		JOIN messages m ON m.message_id = want.id
+		JOIN messages m ON lower(m.message_id) = want.id
 		ORDER BY want.ord, m.id LIMIT 1`, ids).Scan(&ticketID, &matched)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// outbound mail that is still in (or was only in) the outbox also threads

@@ -146,7 +146,7 @@ type Message struct {
 	Class        string // normal, bounce, autoreply, mdn, list, loop, note
 	AuthorKind   ActorKind
 	Author       string
-	MessageID    string // canonical Message-ID (lower-case, no angle brackets)
+	MessageID    string // Message-ID as written, without angle brackets (compared lower-cased)
 	InReplyTo    string
 	References   []string
 	From         string

@@ -9,19 +9,26 @@ import (
 // caps a line at 998 characters, and a msg-id (with its angle brackets) must fit on one.
 const MaxIDLength = 996
 
-// CanonicalID returns the form in which deskd stores and compares Message-IDs: whitespace (including
-// folding CRLF, RFC 5322 §3.2.2) and control characters removed, angle brackets removed, invalid UTF-8
-// replaced with U+FFFD, and lower-cased. RFC 5322 treats id-left as case-sensitive, but clients and
-// gateways do change case, and a collision between two IDs differing only in case is far less likely
-// than a mangled reply. CanonicalID(CanonicalID(x)) == CanonicalID(x).
+// CanonicalID returns the form in which deskd compares Message-IDs: CleanID, lower-cased. RFC 5322
+// treats id-left as case-sensitive, but clients and gateways do change case, and a collision between
+// two IDs differing only in case is far less likely than a mangled reply. Stored IDs keep their case
+// (CleanID) so that replies quote them exactly; look-ups compare lower(stored) with CanonicalID.
+// CanonicalID(CanonicalID(x)) == CanonicalID(x).
 func CanonicalID(id string) string {
+	return strings.ToLower(CleanID(id))
+}
+
+// CleanID returns a Message-ID as deskd stores it: whitespace (including folding CRLF, RFC 5322
+// §3.2.2) and control characters removed, angle brackets removed, invalid UTF-8 replaced with U+FFFD,
+// letter case kept (RFC 5322 §3.6.4: id-left is case-sensitive).
+func CleanID(id string) string {
 	var b strings.Builder
 	b.Grow(len(id))
 	for _, r := range id { // a range over invalid UTF-8 yields U+FFFD
 		if r == '<' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r) {
 			continue
 		}
-		b.WriteRune(unicode.ToLower(r))
+		b.WriteRune(r)
 	}
 	return b.String()
 }

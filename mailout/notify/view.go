@@ -151,30 +151,48 @@ func (tm *ticketMail) toRequester(name, key, body, autoSubmitted string) (mailou
 	}, nil
 }
 
-// agentMails renders the named mail once per agent in who (agent names), each in the agent's
-// language, keyed key + ":" + agent address. Unknown agent names are skipped.
+// agentMails renders the named mail once per language among the agents in who (agent names) and
+// addresses it to all agents of that language, keyed key + ":" + language: a queue of ten agents costs
+// one rendering and one outbox row, not ten. Unknown agent names are skipped. A mail to a single agent
+// greets them by name.
 func (tm *ticketMail) agentMails(name, key, body string, who []string) ([]mailout.Mail, error) {
 	root := tm.n.ids.MessageID(tm.ticket.ID, "") // one thread per ticket in the agents' clients
-	var out []mailout.Mail
+	var (
+		langs  []string
+		byLang = map[string][]mailout.Address{}
+		seen   = map[string]bool{}
+	)
 	for _, agentName := range who {
 		a, ok := tm.n.agents[agentName]
-		if !ok || a.Email == "" {
+		if !ok || a.Email == "" || seen[strings.ToLower(a.Email)] {
 			continue
 		}
+		seen[strings.ToLower(a.Email)] = true
+		lang := templates.PickLanguage(a.Language, tm.queue.Language, tm.n.tmpl.Languages())
+		if _, ok := byLang[lang]; !ok {
+			langs = append(langs, lang)
+		}
+		byLang[lang] = append(byLang[lang], mailout.Address{Name: a.DisplayName, Email: a.Email})
+	}
+	var out []mailout.Mail
+	for _, lang := range langs {
+		to := byLang[lang]
 		v := tm.view
 		v.Body = body
-		v.Recipient = templates.Person{Name: a.DisplayName, Email: a.Email}
-		lang := templates.PickLanguage(a.Language, tm.queue.Language, tm.n.tmpl.Languages())
+		v.Recipient = templates.Person{}
+		if len(to) == 1 {
+			v.Recipient = templates.Person{Name: to[0].Name, Email: to[0].Email}
+		}
 		r, err := tm.n.tmpl.Render(name, tm.ticket.Queue, lang, v)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, mailout.Mail{
-			IdempotencyKey: key + ":" + strings.ToLower(a.Email),
+			IdempotencyKey: key + ":" + lang,
 			TicketID:       tm.ticket.ID,
 			Kind:           name,
 			From:           tm.from,
-			To:             []mailout.Address{{Name: a.DisplayName, Email: a.Email}},
+			To:             to,
 			Subject:        subject.Outbound(tm.ticket.Key, r.Subject),
 			Text:           r.Text,
 			HTML:           r.HTML,

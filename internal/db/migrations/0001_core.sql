@@ -79,7 +79,7 @@ CREATE TABLE messages (
                    CHECK (class IN ('normal', 'bounce', 'report', 'autoreply', 'mdn', 'list', 'loop', 'note')),
     author_kind    text NOT NULL CHECK (author_kind IN ('user', 'agent', 'rule', 'sla', 'system')),
     author         text NOT NULL DEFAULT '',
-    message_id     text NOT NULL,          -- canonical: lower-case, no angle brackets
+    message_id     text NOT NULL,          -- as written, without angle brackets; compared lower-cased
     in_reply_to    text NOT NULL DEFAULT '',
     refs           text[] NOT NULL DEFAULT '{}',
     from_addr      text NOT NULL DEFAULT '',
@@ -94,7 +94,7 @@ CREATE TABLE messages (
     created_at     timestamptz NOT NULL
 );
 CREATE INDEX messages_ticket_idx ON messages (ticket_id, id);
-CREATE INDEX messages_message_id_idx ON messages (message_id);
+CREATE INDEX messages_message_id_idx ON messages (lower(message_id));
 
 CREATE TABLE participants (
     ticket_id  bigint NOT NULL REFERENCES tickets (id),

@@ -11,8 +11,16 @@ DROP INDEX outbox_due_idx;
 CREATE INDEX outbox_claim_idx ON outbox (next_attempt_at) WHERE status IN ('pending', 'sending');
 
 -- Rate-limit counts: automated, not suppressed, in the last hour; per recipient, per ticket, global.
-CREATE INDEX outbox_rate_rcpt_idx ON outbox USING gin (rcpt_to)
-    WHERE auto_submitted <> '' AND status <> 'suppressed';
+-- Per-recipient rate counting: one row per recipient of each automated, unsuppressed mail, so the
+-- count for one address in the last hour is a short btree range scan (a GIN index on rcpt_to made
+-- every count scan the GIN pending list under heavy insert load).
+CREATE TABLE outbox_rate (
+    outbox_id   bigint NOT NULL REFERENCES outbox (id),
+    email       text NOT NULL,
+    ticket_id   bigint,
+    created_at  timestamptz NOT NULL
+);
+CREATE INDEX outbox_rate_email_idx ON outbox_rate (email, created_at);
 CREATE INDEX outbox_rate_ticket_idx ON outbox (ticket_id, created_at)
     WHERE auto_submitted <> '' AND status <> 'suppressed';
 CREATE INDEX outbox_rate_global_idx ON outbox (created_at)
