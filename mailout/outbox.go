@@ -248,3 +248,17 @@ func (o *Outbox) enqueueNotice(ctx context.Context, tx pgx.Tx, n Notice) error {
 	}
 	return nil
 }
+
+// Preview renders m exactly as Enqueue would write it to the outbox (same headers, Message-ID and
+// encoding) without applying the policy or writing anything, for `deskd templates preview`.
+func (o *Outbox) Preview(m Mail) ([]byte, error) {
+	m, err := m.normalize()
+	if err != nil {
+		return nil, err
+	}
+	env := envelope{messageID: o.messageID(m), date: o.now(), domain: o.signer.Domain(), replyTo: m.ReplyTo, to: m.To}
+	if m.TicketID > 0 && env.replyTo.Email == "" {
+		env.replyTo = Address{Name: m.From.Name, Email: o.signer.ReplyAddress(m.From.Email, m.TicketID)}
+	}
+	return render(m, env)
+}

@@ -116,3 +116,38 @@ func TestImportReplayQuarantineAndInspect(t *testing.T) {
 		t.Errorf("inspect --db: %d %s", code, out)
 	}
 }
+
+func TestTemplatesPreview(t *testing.T) {
+	ctx := context.Background()
+	_, url := testdb.NewWithURL(t)
+	cfg := writeConfig(t, url, "127.0.0.1:0")
+	dir := t.TempDir()
+	eml := filepath.Join(dir, "in.eml")
+	os.WriteFile(eml, []byte("From: Jörg <joerg@corp.example>\r\nTo: support@desk.example.com\r\nSubject: Drucker kaputt\r\n"+
+		"Message-ID: <Mixed.Case.1@corp.example>\r\n\r\nDer Drucker druckt nicht.\r\n"), 0o644)
+	if code, _, errOut := deskd(t, ctx, "import", eml, "--config", cfg); code != 0 {
+		t.Fatalf("import: %s", errOut)
+	}
+	out := filepath.Join(dir, "ack.eml")
+	code, stdout, errOut := deskd(t, ctx, "templates", "preview", "ack", "--ticket", "SD-1000", "--lang", "de", "--out", out, "--config", cfg)
+	if code != 0 {
+		t.Fatalf("preview: %d %s", code, errOut)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(stdout, "wrote") {
+		t.Fatal(err, stdout)
+	}
+	for _, want := range []string{"Subject: [SD-1000]", "In-Reply-To: <Mixed.Case.1@corp.example>", "Auto-Submitted: auto-replied",
+		"Content-Language: de", "To: =?utf-8?q?J=C3=B6rg?= <joerg@corp.example>"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("preview lacks %q:\n%s", want, raw)
+		}
+	}
+	code, stdout, _ = deskd(t, ctx, "templates", "preview", "agent_new", "--ticket", "sd-1000", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "To: ana@desk.example.com") && !strings.Contains(stdout, "<ana@desk.example.com>") {
+		t.Errorf("agent_new preview: %d\n%s", code, stdout)
+	}
+	if code, _, errOut := deskd(t, ctx, "templates", "preview", "nope", "--ticket", "SD-1000", "--config", cfg); code == 0 {
+		t.Errorf("unknown template accepted: %s", errOut)
+	}
+}

@@ -96,6 +96,7 @@ DESKD_MAILBOXES_0_PASSWORD, ...). See configs/deskd.example.yaml.`,
 		newInspectCmd(g),
 		newDemoCmd(g),
 		newBenchCmd(g),
+		newTemplatesCmd(g),
 	)
 	return root
 }
