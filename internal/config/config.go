@@ -282,7 +282,8 @@ type MailOut struct {
 	PerRecipientPerHour int `yaml:"per_recipient_per_hour"`
 	// PerTicketPerHour caps automated mail about one ticket. Default: 20.
 	PerTicketPerHour int `yaml:"per_ticket_per_hour"`
-	// GlobalPerHour caps all outgoing mail. Default: 1000.
+	// GlobalPerHour caps all automated outgoing mail per hour: a flood guard against runaway loops,
+	// approximate under concurrency (see mailout). Default: 20000.
 	GlobalPerHour int `yaml:"global_per_hour"`
 	// BatchSize is how many outbox rows one worker claims at once.
 	// Default: 50.
@@ -373,7 +374,7 @@ func Default() *Config {
 			BackoffMax:          time.Hour,
 			PerRecipientPerHour: 10,
 			PerTicketPerHour:    20,
-			GlobalPerHour:       1000,
+			GlobalPerHour:       20000,
 			BatchSize:           50,
 			Workers:             4,
 		},
