@@ -251,7 +251,10 @@ func TestEachUseCaseWritesExactlyOneEventWithItsActor(t *testing.T) {
 			return err
 		}},
 		{"queue", agent, tickets.EventQueue, func(tx *tickets.Tx) error { _, err := tx.MoveQueue(ctx, tk.ID, "network", agent, ""); return err }},
-		{"kind", agent, tickets.EventKindChanged, func(tx *tickets.Tx) error { _, err := tx.SetKind(ctx, tk.ID, tickets.KindProblem, agent, ""); return err }},
+		{"kind", agent, tickets.EventKindChanged, func(tx *tickets.Tx) error {
+			_, err := tx.SetKind(ctx, tk.ID, tickets.KindProblem, agent, "")
+			return err
+		}},
 		{"link", agent, tickets.EventLinked, func(tx *tickets.Tx) error {
 			return tx.Link(ctx, tk.ID, other.ID, tickets.LinkProblemIncident, agent, "")
 		}},
