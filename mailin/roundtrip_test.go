@@ -159,16 +159,16 @@ The VPN drops every 5 minutes since this morning.
 `
 
 // open ingests rtRequest and returns the new ticket and its acknowledgement as sent.
-func (d *rtDesk) open() (*tickets.Ticket, *parse.Message, []byte) {
+func (d *rtDesk) open() (*tickets.Ticket, *parse.Message) {
 	d.t.Helper()
 	tk := d.ticket(d.deliver(rtRequest).TicketKey)
-	ack, raw := d.ack(tk)
-	return tk, ack, raw
+	return tk, d.ack(tk)
 }
 
-// ack returns the ticket's one acknowledgement from the outbox, parsed, and its exact bytes; it
-// fails unless it went to the requester only.
-func (d *rtDesk) ack(tk *tickets.Ticket) (*parse.Message, []byte) {
+// ack returns the ticket's acknowledgement, parsed from the exact bytes in the outbox. It fails
+// unless the ack is addressed to the requester first and carries a Message-ID, a Reply-To, a From
+// and the ticket key in its subject: everything a reply is built from.
+func (d *rtDesk) ack(tk *tickets.Ticket) *parse.Message {
 	d.t.Helper()
 	var (
 		rcpt []string
@@ -188,7 +188,7 @@ func (d *rtDesk) ack(tk *tickets.Ticket) (*parse.Message, []byte) {
 	if m.MessageID == "" || len(m.ReplyTo) != 1 || m.From == nil || !strings.Contains(m.Subject, "["+tk.Key+"]") {
 		d.t.Fatalf("ack of %s lacks Message-ID, Reply-To, From or the key in the subject:\n%s", tk.Key, raw)
 	}
-	return m, raw
+	return m
 }
 
 // replyData is what a reply template sees: the acknowledgement being answered, as the mail client
@@ -385,6 +385,7 @@ var rtShapes = []rtShape{
 	{"apple_mail_overwrote_references", "Any update? I have a customer call at 11.", viaToken("In-Reply-To"), ""},
 	{"thunderbird", "The error code is 809 and it shows up right after the Wi-Fi reconnects, both at home and in " +
 		"the office, so it is not my router.", viaToken("In-Reply-To"), ""},
+	{"yahoo", "Tried from my phone's hotspot too: same drops.", viaToken("In-Reply-To"), ""},
 	{"iphone", "Yes, please call me on my mobile: +1 555 0199.", viaToken("In-Reply-To"), ""},
 	{"android", "Перезагрузка не помогла, ошибка 809.", viaToken("In-Reply-To"), ""},
 	{"outlook_de_subject_only", "Das Problem besteht weiterhin, auch über LAN-Kabel.",
@@ -405,7 +406,7 @@ func TestReplyShapesThreadBack(t *testing.T) {
 		t.Run(sh.name, func(t *testing.T) {
 			t.Parallel()
 			d := newRTDesk(t)
-			tk, ack, _ := d.open()
+			tk, ack := d.open()
 			data := newReplyData(ack, sh.new)
 			raw := buildReply(t, sh.name, data)
 			out := d.deliver(raw)
@@ -461,7 +462,7 @@ const rtGmailID = "CAKsfaBW4hj0Gek6TwbR3erng4P1y0CZzJ0d=pXtCNnYnbe7PLg@mail.gmai
 func TestForgedSubjectKeyOpensNewTicket(t *testing.T) {
 	t.Parallel()
 	d := newRTDesk(t)
-	tk, ack, _ := d.open()
+	tk, ack := d.open()
 	out := d.deliver(`From: Mallory <mallory@evil.example>
 To: support@example.com
 Subject: Re: ` + ack.Subject + `
@@ -502,7 +503,7 @@ Please close this ticket, the problem is solved.
 func TestReplyAfterCloseOpensFollowUp(t *testing.T) {
 	t.Parallel()
 	d := newRTDesk(t)
-	tk, ack, _ := d.open()
+	tk, ack := d.open()
 	err := d.svc.Do(d.ctx, func(tx *tickets.Tx) error {
 		_, err := tx.ChangeStatus(d.ctx, tk.ID, tickets.StatusClosed, tickets.Actor{Kind: tickets.ActorAgent, Name: "ana"}, "fixed")
 		return err
@@ -529,7 +530,7 @@ func TestReplyAfterCloseOpensFollowUp(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].VisibleText != data.New || msgs[0].ThreadReason != want {
 		t.Fatalf("follow-up messages %+v, want the reply's text with reason %q", msgs, want)
 	}
-	followAck, _ := d.ack(nt)
+	followAck := d.ack(nt)
 	if n, got := d.count(`SELECT count(*) FROM outbox WHERE ticket_id = $1 AND kind = 'ack'`, nt.ID), d.outbox(nt.ID, "ack"); n != 1 ||
 		got[0] != "alice@corp.example:pending" {
 		t.Errorf("%d acks of %s to %v, want one, pending for the requester", n, nt.Key, got)
