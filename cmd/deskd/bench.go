@@ -50,7 +50,7 @@ poller, ingest transaction, outbox sender), measuring on the same machine, in th
 
 Messages are generated deterministically: plain and multipart/alternative, some with 1-3 small
 attachments, UTF-8 and ISO-8859-1 bodies and RFC 2047 subjects, 20% replies to earlier messages,
-12 requesters. The mailbox is the built-in IMAP server, or with --dovecot a private Dovecot (the
+200 requesters of whom a dozen write half the mail, one in eight copying a colleague. The mailbox is the built-in IMAP server, or with --dovecot a private Dovecot (the
 built-in server keeps every message in this process's memory, so measure RSS with --dovecot).
 Acknowledgements and agent mails go to a discarding SMTP relay. Rate limits are raised so every
 new ticket is acknowledged.
@@ -136,6 +136,8 @@ type benchMachine struct {
 	MemTotalBytes   int64  `json:"mem_total_bytes"`
 	GoVersion       string `json:"go_version"`
 	OSArch          string `json:"os_arch"`
+	Revision        string `json:"deskd_revision"`
+	LoadAvg         string `json:"load_avg_at_start"`
 	Postgres        string `json:"postgres"`
 	SynchronousCmt  string `json:"pg_synchronous_commit"`
 	PGFsync         string `json:"pg_fsync"`
@@ -360,6 +362,19 @@ func machineInfo(ctx context.Context, dbURL string) benchMachine {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
 				m.CPU = strings.TrimSpace(v)
 				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && len(s.Value) >= 12:
+				m.Revision = s.Value[:12] + m.Revision
+			case s.Key == "vcs.modified" && s.Value == "true":
+				m.Revision += "+dirty"
 			}
 		}
 	}

@@ -27,7 +27,9 @@ type benchRequester struct {
 	name, addr, charset string // charset: preferred body charset
 }
 
-var benchRequesters = []benchRequester{
+// benchRequesters are a dozen frequent requesters (half the mail) and benchColleagues more
+// people who write now and then or are copied.
+var benchRequesters = append([]benchRequester{
 	{"Alice Martin", "alice.martin@example.org", "utf-8"},
 	{"Bob Fischer", "bob.fischer@example.org", "utf-8"},
 	{"Carol Nguyen", "carol.nguyen@example.net", "utf-8"},
@@ -40,6 +42,21 @@ var benchRequesters = []benchRequester{
 	{"Sam O'Brien", "sam.obrien@example.ie", "utf-8"},
 	{"Ana Sousa", "ana.sousa@example.pt", "utf-8"},
 	{"Mette Hansen", "mette.hansen@example.dk", "iso-8859-1"},
+}, benchColleagues(188)...)
+
+// frequentRequesters is how many of benchRequesters write half of the mail.
+const frequentRequesters = 12
+
+func benchColleagues(n int) []benchRequester {
+	first := []string{"Lena", "Tom", "Mia", "Jonas", "Sara", "Ali", "Emma", "Noah", "Lea", "Finn", "Nora", "Omar", "Ida", "Paul"}
+	last := []string{"Berger", "Kowalski", "Rossi", "Smith", "Dubois", "Jansen", "Novak", "Silva", "Khan", "Weber", "Moreau", "Lund", "Costa"}
+	out := make([]benchRequester, n)
+	for i := range out {
+		f, l := first[i%len(first)], last[(i/len(first))%len(last)]
+		out[i] = benchRequester{name: f + " " + l, charset: "utf-8",
+			addr: fmt.Sprintf("%s.%s%d@corp%d.example", strings.ToLower(f), strings.ToLower(l), i, i%7)}
+	}
+	return out
 }
 
 var benchSubjects = []string{
@@ -120,7 +137,10 @@ func (g *benchGenerator) next(i int) []byte {
 		}
 		g.stats.Replies++
 	} else {
-		m.from = r.IntN(len(benchRequesters))
+		m.from = r.IntN(frequentRequesters)
+		if r.IntN(2) == 0 {
+			m.from = frequentRequesters + r.IntN(len(benchRequesters)-frequentRequesters)
+		}
 		m.subject = benchSubjects[r.IntN(len(benchSubjects))]
 		if r.IntN(3) == 0 {
 			m.subject += fmt.Sprintf(" (#%d)", i)

@@ -114,7 +114,7 @@ func runPipeline(ctx context.Context, env *benchEnv, gen *benchGenerator, log *s
 		case <-time.After(30 * time.Second):
 		}
 	}()
-	ingestBudget := 2*time.Minute + time.Duration(n)*20*time.Millisecond + time.Duration(env.f.large)*10*time.Second
+	ingestBudget := 2*time.Minute + time.Duration(n)*100*time.Millisecond + time.Duration(env.f.large)*10*time.Second
 	if err := waitUntil(ctx, errc, ingestBudget, "every message ingested", func() bool { return obs.count() >= n }); err != nil {
 		return err
 	}
@@ -321,8 +321,8 @@ func printBench(w io.Writer, r *benchResult) {
 		}
 		return "NOT met"
 	}
-	fmt.Fprintf(w, "deskd bench: %d messages from %s; %d cores, %s, PostgreSQL %s\n\n", r.Messages, r.MailServer,
-		r.Machine.Cores, r.Machine.GoVersion, r.Machine.Postgres)
+	fmt.Fprintf(w, "deskd bench: %d messages from %s; deskd %s; %d cores (load %s), %s, PostgreSQL %s\n\n", r.Messages,
+		r.MailServer, r.Machine.Revision, r.Machine.Cores, r.Machine.LoadAvg, r.Machine.GoVersion, r.Machine.Postgres)
 	fmt.Fprintf(w, "physical limits (same run)\n")
 	fmt.Fprintf(w, "  pg single-row commits   %8.0f /s   (one connection, one INSERT per transaction)\n", r.PGCommitTPS)
 	fmt.Fprintf(w, "  IMAP FETCH BODY.PEEK[]  %8.0f msgs/s (one connection, %s)\n", r.FetchMsgsPerSec, mb(r.FetchBytes))
