@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/deskd/deskd/internal/subject"
 	"github.com/deskd/deskd/mailin/classify"
 	"github.com/deskd/deskd/mailin/parse"
 	"github.com/deskd/deskd/mailin/thread"
@@ -66,9 +67,18 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 		return StateIngested, tk.Key, d.Reason, nil
 	}
 	q := in.route(r.Mailbox, m)
+	subj := subject.Clean(m.Subject, in.threadOptions().KeyPrefixes)
+	if d.LinkTo != 0 {
+		// a follow-up of a closed ticket is about the same thing: keep its subject, not "Re: [KEY] …"
+		closed, err := tx.Store().Ticket(ctx, d.LinkTo)
+		if err != nil {
+			return "", "", "", err
+		}
+		subj = closed.Subject
+	}
 	nt := tickets.NewTicket{
 		Prefix: q.Prefix, Queue: q.Name, Kind: q.DefaultKind, Priority: q.DefaultPriority, Requester: from,
-		Subject: m.Subject, Message: &msg, FollowUpOf: d.LinkTo, Language: q.Language,
+		Subject: subj, Message: &msg, FollowUpOf: d.LinkTo, Language: q.Language,
 		Actor: tickets.Actor{Kind: tickets.ActorUser, Name: from}, Why: d.Reason,
 	}
 	if m.From != nil {

@@ -246,3 +246,23 @@ func collapse(s string) string {
 	}
 	return strings.TrimSuffix(b.String(), " ")
 }
+
+// Clean is the subject a new ticket takes from a mail: reply and forward prefixes removed and any
+// bracketed ticket key of the given prefixes removed, so that a follow-up of SD-1000 opened by
+// "Re: [SD-1000] Received: VPN is down" does not carry the old key into its own "[SD-1001] …" mail.
+// It returns "" when nothing is left.
+func Clean(s string, prefixes []string) string {
+	s = StripReplyPrefixes(s)
+	for range 8 {
+		key, ok := FindKey(s, prefixes)
+		if !ok {
+			break
+		}
+		i := strings.Index(strings.ToUpper(s), "["+strings.ToUpper(key)+"]")
+		if i < 0 {
+			break // a bare key is part of the words: keep it
+		}
+		s = StripReplyPrefixes(s[:i] + " " + s[i+len(key)+2:])
+	}
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -196,3 +196,18 @@ func FuzzSubject(f *testing.F) {
 		}
 	})
 }
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"Re: [SD-1000] Received: VPN is down":  "Received: VPN is down",
+		"AW: AW: [sd-12] [CHG-3] Drucker":      "Drucker",
+		"Fwd: SD-1000 is what they call it":    "SD-1000 is what they call it",
+		"  Printer   on fire ":                 "Printer on fire",
+		"Re: [SD-5]":                           "",
+		"[External] Re: [SD-9] Laptop request": "Laptop request",
+	} {
+		if got := Clean(in, []string{"SD", "CHG"}); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -126,6 +126,9 @@ func isSignatureStart(line string) bool {
 	if len(s) >= 3 && strings.Trim(s, "_") == "" {
 		return true // mailing-list footer or Outlook separator
 	}
+	if isReplyMarker(s) {
+		return true // the "reply above this line" marker of our own mail: what follows is quoted
+	}
 	return isMobileSignature(s)
 }
 
@@ -273,6 +276,14 @@ var outlookLabels = map[string]fieldKind{
 	"aihe": fieldOther, "elküldve": fieldOther, "címzett": fieldOther, "tárgy": fieldOther,
 	"gönderildi": fieldOther, "kime": fieldOther, "konu": fieldOther, "보낸 날짜": fieldOther,
 	"받는 사람": fieldOther, "제목": fieldOther, "reply-to": fieldOther, "antwort an": fieldOther,
+	// Czech, Slovak, Ukrainian, Croatian/Serbian/Bosnian, Slovenian, Romanian, Bulgarian, Lithuanian
+	"odesílatel": fieldFrom, "odosielateľ": fieldFrom, "від": fieldFrom, "šalje": fieldFrom, "pošiljatelj": fieldFrom,
+	"pošiljalec": fieldFrom, "de la": fieldFrom, "expeditor": fieldFrom, "nuo": fieldFrom, "siuntėjas": fieldFrom,
+	"odesláno": fieldOther, "komu": fieldOther, "předmět": fieldOther, "kopie": fieldOther, "datum odeslání": fieldOther,
+	"odoslané": fieldOther, "predmet": fieldOther, "kópia": fieldOther, "надіслано": fieldOther,
+	"копія": fieldOther, "poslano": fieldOther, "prima": fieldOther, "za": fieldOther, "kopija": fieldOther,
+	"zadeva": fieldOther, "trimis": fieldOther, "către": fieldOther, "subiect": fieldOther,
+	"изпратено": fieldOther, "до": fieldOther, "относно": fieldOther, "išsiųsta": fieldOther, "kam": fieldOther,
 }
 
 // outlookLabel returns the kind of a "Label: value" line (Outlook bolds labels as "*From:*").
@@ -405,6 +416,10 @@ var signOffs = map[string]bool{
 	"met vriendelijke groet": true, "met vriendelijke groeten": true, "vriendelijke groet": true,
 	"med vänliga hälsningar": true, "vänliga hälsningar": true, "pozdrawiam": true, "z poważaniem": true,
 	"с уважением": true, "atenciosamente": true, "cumprimentos": true,
+	"s pozdravem": true, "s pozdravom": true, "srdečně": true, "з повагою": true, "srdačan pozdrav": true,
+	"lp": true, "lep pozdrav": true, "cu stimă": true, "cu respect": true, "с поздрав": true, "pagarbiai": true,
+	"üdvözlettel": true, "saygılarımla": true, "ystävällisin terveisin": true, "med venlig hilsen": true,
+	"med vennlig hilsen": true, "venlig hilsen": true, "vennlig hilsen": true,
 }
 
 // trimSignOff drops trailing blank lines, a trailing "-Name" line and a short closing block that
@@ -450,4 +465,25 @@ func trimSignOff(kept []string) []string {
 func isRuleLine(line string) bool {
 	s := strings.TrimSpace(line)
 	return len(s) >= 3 && strings.Trim(s, "-_=*") == ""
+}
+
+// replyMarkers are the "reply above this line" lines that deskd's templates put at the top of mail
+// that expects an answer (templates.ReplyMarkers); a reply is cut there even when the client's own
+// reply header was not recognised. They are matched lower-cased, with any quoting, anywhere in a line.
+var replyMarkers = []string{
+	"-- reply above this line --",
+	"-- bitte oberhalb dieser zeile antworten --",
+}
+
+func isReplyMarker(s string) bool {
+	if !strings.Contains(s, "--") {
+		return false
+	}
+	l := strings.ToLower(strings.TrimLeft(s, "> "))
+	for _, m := range replyMarkers {
+		if strings.Contains(l, m) {
+			return true
+		}
+	}
+	return false
 }

@@ -133,15 +133,29 @@ type Decision struct {
 func Decide(ctx context.Context, in Input, opts Options, lk Lookup) (Decision, error) {
 	d := decider{in: in, opts: opts, lk: lk, tried: make(map[int64]bool)}
 	d.refs = candidates(in)
-	for _, rule := range []func(context.Context) (Decision, bool, error){d.byToken, d.byHeader, d.bySubjectKey} {
+	for i, rule := range []func(context.Context) (Decision, bool, error){d.byToken, d.byHeader, d.bySubjectKey} {
 		dec, ok, err := rule(ctx)
 		if err != nil {
 			return Decision{}, err
 		}
-		if ok {
-			dec.Reason = d.withNotes(dec.Reason)
-			return dec, nil
+		if !ok {
+			continue
 		}
+		if i == 0 && dec.Action == NewTicket && dec.LinkTo != 0 {
+			// The token names a closed ticket. When the message also answers a stored message of an
+			// open ticket (typically the follow-up opened by an earlier reply to the closed one), it
+			// belongs there: otherwise every reply in that conversation would open yet another ticket.
+			hd, hok, err := d.byHeader(ctx)
+			if err != nil {
+				return Decision{}, err
+			}
+			if hok && hd.Action == Append {
+				hd.Reason = d.withNotes(hd.Reason + fmt.Sprintf(" (preferred over the signed token of closed ticket %s)", dec.LinkKey))
+				return hd, nil
+			}
+		}
+		dec.Reason = d.withNotes(dec.Reason)
+		return dec, nil
 	}
 	return Decision{Action: NewTicket, Via: ViaNew, Reason: d.withNotes("new ticket: no thread match")}, nil
 }

@@ -252,3 +252,54 @@ func TestDecideLookupErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestClosedTokenDefersToOpenFollowUp(t *testing.T) {
+	signer, err := token.New([]byte("0123456789abcdef0123456789abcdef"), "desk.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := TicketRef{ID: 1, Key: "SD-1", Closed: true, Requester: "alice@corp.example"}
+	followUp := TicketRef{ID: 2, Key: "SD-2", Requester: "alice@corp.example"}
+	lk := &followUpLookup{byID: map[int64]TicketRef{1: closed, 2: followUp}, byMID: map[string]TicketRef{"reply-1@mail.gmail.com": followUp}}
+	in := Input{From: "alice@corp.example", Subject: "Re: [SD-1] VPN", MessageID: "reply-2@mail.gmail.com",
+		InReplyTo:  []string{"reply-1@mail.gmail.com"},
+		References: []string{"<orig@corp.example> <" + signer.MessageID(1, "ack") + "> <reply-1@mail.gmail.com>"}}
+	d, err := Decide(context.Background(), in, Options{Signer: signer, KeyPrefixes: []string{"SD"}}, lk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Action != Append || d.TicketID != 2 || d.Via != ViaHeader || !strings.Contains(d.Reason, "closed ticket SD-1") {
+		t.Errorf("decision %+v: want append to the open follow-up SD-2", d)
+	}
+	// without the follow-up's message the closed ticket's token still opens a linked ticket
+	in.InReplyTo, in.References = []string{signer.MessageID(1, "ack")}, nil
+	d, err = Decide(context.Background(), in, Options{Signer: signer, KeyPrefixes: []string{"SD"}}, lk)
+	if err != nil || d.Action != NewTicket || d.LinkTo != 1 {
+		t.Errorf("decision %+v %v: want a new ticket linked to SD-1", d, err)
+	}
+}
+
+type followUpLookup struct {
+	byID  map[int64]TicketRef
+	byMID map[string]TicketRef
+}
+
+func (l *followUpLookup) TicketByID(_ context.Context, id int64) (TicketRef, error) {
+	if t, ok := l.byID[id]; ok {
+		return t, nil
+	}
+	return TicketRef{}, ErrNotFound
+}
+
+func (l *followUpLookup) TicketByMessageID(_ context.Context, ids []string) (TicketRef, string, error) {
+	for _, id := range ids {
+		if t, ok := l.byMID[id]; ok {
+			return t, id, nil
+		}
+	}
+	return TicketRef{}, "", ErrNotFound
+}
+
+func (l *followUpLookup) TicketByKey(context.Context, string) (TicketRef, error) {
+	return TicketRef{}, ErrNotFound
+}
