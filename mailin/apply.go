@@ -7,8 +7,6 @@ import (
 	"net/mail"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/deskd/deskd/internal/subject"
 	"github.com/deskd/deskd/mailin/classify"
 	"github.com/deskd/deskd/mailin/parse"
@@ -20,10 +18,8 @@ import (
 // state, the ticket key it went to and the reason to record.
 func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (state, key, reason string, err error) {
 	m, r := p.msg, p.raw
-	if dup, err := isDuplicate(ctx, tx, r); err != nil {
-		return "", "", "", err
-	} else if dup != 0 {
-		return StateDuplicate, "", fmt.Sprintf("same Message-ID and content as raw mail %d, already ingested", dup), nil
+	if p.dupOf != 0 {
+		return StateDuplicate, "", fmt.Sprintf("same Message-ID and content as raw mail %d, already ingested", p.dupOf), nil
 	}
 	lk := storeLookup{st: tx.Store()}
 	d, err := thread.Decide(ctx, in.threadInput(m), in.threadOptions(), lk)
@@ -247,23 +243,53 @@ func (in *Ingester) isDeskAddress(a string) bool {
 	return false
 }
 
-// isDuplicate finds an earlier copy of the same message in the same mailbox that was already
-// processed: after a UIDVALIDITY change the mailbox is re-scanned and every message comes again
-// under new UIDs. One poller per mailbox (advisory lock) makes this look-up race-free.
-func isDuplicate(ctx context.Context, tx *tickets.Tx, r *RawMail) (int64, error) {
-	if r.MessageID == "" {
-		return 0, nil
+// findDuplicates maps each message of b to an earlier copy of it in the same mailbox that was
+// already processed, in one query: after a UIDVALIDITY change the mailbox is re-scanned and every
+// message comes again under new UIDs. One poller per mailbox (advisory lock) makes this race-free.
+func findDuplicates(ctx context.Context, tx *tickets.Tx, b []prepared) (map[int64]int64, error) {
+	var mids []string
+	for _, p := range b {
+		if p.raw.MessageID != "" {
+			mids = append(mids, p.raw.MessageID)
+		}
 	}
-	var id int64
-	err := tx.PG().QueryRow(ctx, `SELECT id FROM raw_mails WHERE mailbox = $1 AND message_id = $2 AND sha256 = $3
-		AND id <> $4 AND state IN ('ingested', 'ignored', 'duplicate') LIMIT 1`, r.Mailbox, r.MessageID, r.SHA256, r.ID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
+	if len(mids) == 0 {
+		return nil, nil
 	}
+	rows, err := tx.PG().Query(ctx, `SELECT id, mailbox, message_id, sha256 FROM raw_mails
+		WHERE message_id = ANY($1) AND state IN ('ingested', 'ignored', 'duplicate')`, mids)
 	if err != nil {
-		return 0, fmt.Errorf("check duplicate: %w", err)
+		return nil, fmt.Errorf("check duplicates: %w", err)
 	}
-	return id, nil
+	defer rows.Close()
+	earlier := map[string]int64{}
+	for rows.Next() {
+		var r RawMail
+		if err := rows.Scan(&r.ID, &r.Mailbox, &r.MessageID, &r.SHA256); err != nil {
+			return nil, fmt.Errorf("check duplicates: %w", err)
+		}
+		if k := dupKey(&r); earlier[k] == 0 || r.ID < earlier[k] {
+			earlier[k] = r.ID
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check duplicates: %w", err)
+	}
+	out := map[int64]int64{}
+	for _, p := range b {
+		if id := earlier[dupKey(p.raw)]; id != 0 && id != p.raw.ID {
+			out[p.raw.ID] = id
+		}
+	}
+	return out, nil
+}
+
+// dupKey identifies a message's copies: mailbox, Message-ID and content hash ("" without Message-ID).
+func dupKey(r *RawMail) string {
+	if r.MessageID == "" {
+		return ""
+	}
+	return r.Mailbox + "\x00" + r.MessageID + "\x00" + string(r.SHA256)
 }
 
 func addrs(list []*mail.Address) []string {

@@ -99,6 +99,7 @@ type prepared struct {
 	msg   *parse.Message
 	class classify.Result
 	err   error // parse failure or recovered panic: quarantine
+	dupOf int64 // an earlier, processed copy of the same message (same mailbox, Message-ID, content)
 }
 
 // ProcessPending ingests pending raw mail (of mailbox, or of all mailboxes when mailbox is ""),
@@ -218,11 +219,20 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 		for _, id := range locked {
 			mine[id] = true
 		}
+		dups, err := findDuplicates(ctx, tx, b)
+		if err != nil {
+			return err
+		}
+		seen := map[string]int64{} // messages of this transaction, for duplicates within the batch
 		for _, p := range b {
 			if !mine[p.raw.ID] {
 				continue // done meanwhile, or another replica has it
 			}
 			out := Outcome{RawID: p.raw.ID, Mailbox: p.raw.Mailbox, UID: p.raw.UID, receivedAt: p.raw.ReceivedAt}
+			dk := dupKey(p.raw)
+			if p.dupOf = dups[p.raw.ID]; p.dupOf == 0 && dk != "" {
+				p.dupOf = seen[dk]
+			}
 			err := p.err
 			if err == nil {
 				if savepoints {
@@ -239,18 +249,18 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 					return err
 				}
 				out.State, out.TicketKey, out.Reason = StateQuarantined, "", err.Error()
-				if err := setState(ctx, tx.PG(), p.raw.ID, StateQuarantined, out.Reason, tx.Now()); err != nil {
-					return err
-				}
+			} else if dk != "" && seen[dk] == 0 {
+				seen[dk] = p.raw.ID
 			}
 			outs = append(outs, out)
 		}
-		return nil
+		return setStates(ctx, tx.PG(), outs, tx.Now())
 	})
 	return outs, err
 }
 
-// applyOne applies one message and records its state, turning a panic into an error.
+// applyOne applies one message, turning a panic into an error; its state is recorded with the
+// others of the transaction (setStates).
 func (in *Ingester) applyOne(ctx context.Context, tx *tickets.Tx, p prepared, out *Outcome) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -258,10 +268,7 @@ func (in *Ingester) applyOne(ctx context.Context, tx *tickets.Tx, p prepared, ou
 		}
 	}()
 	out.State, out.TicketKey, out.Reason, err = in.apply(ctx, tx, p)
-	if err != nil {
-		return err
-	}
-	return setState(ctx, tx.PG(), p.raw.ID, out.State, out.Reason, tx.Now())
+	return err
 }
 
 // retryable reports a deadlock or serialization failure between concurrent transactions.

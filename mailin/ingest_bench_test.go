@@ -24,7 +24,7 @@ func BenchmarkIngest(b *testing.B) {
 	for _, c := range []struct {
 		workers int
 		notify  bool
-	}{{1, false}, {4, false}, {4, true}} {
+	}{{1, false}, {4, false}, {4, true}, {8, true}} {
 		b.Run(fmt.Sprintf("workers=%d/notify=%v", c.workers, c.notify), func(b *testing.B) {
 			ctx := context.Background()
 			pool := testdb.New(b)

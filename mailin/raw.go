@@ -137,11 +137,21 @@ func ListRaw(ctx context.Context, q tickets.DB, state string, limit int) ([]*Raw
 	return out, rows.Err()
 }
 
-// setState records the outcome of processing a raw mail.
-func setState(ctx context.Context, q tickets.DB, id int64, state, reason string, now time.Time) error {
-	if _, err := q.Exec(ctx, `UPDATE raw_mails SET state = $2, reason = $3, processed_at = $4, attempts = attempts + 1 WHERE id = $1`,
-		id, state, reason, now); err != nil {
-		return fmt.Errorf("mark raw mail %d %s: %w", id, state, err)
+// setStates records the outcomes of one transaction's messages in one statement.
+func setStates(ctx context.Context, q tickets.DB, outs []Outcome, now time.Time) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(outs))
+	states := make([]string, len(outs))
+	reasons := make([]string, len(outs))
+	for i, o := range outs {
+		ids[i], states[i], reasons[i] = o.RawID, o.State, o.Reason
+	}
+	if _, err := q.Exec(ctx, `UPDATE raw_mails r SET state = u.state, reason = u.reason, processed_at = $4, attempts = r.attempts + 1
+		FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, state, reason) WHERE r.id = u.id`,
+		ids, states, reasons, now); err != nil {
+		return fmt.Errorf("record outcome of %d messages: %w", len(outs), err)
 	}
 	return nil
 }

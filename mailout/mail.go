@@ -85,6 +85,10 @@ type Mail struct {
 	// Machine, when not empty, says why the caller believes the recipients are machines ("bounce",
 	// "autoreply", "list", "loop"). Such mail is always suppressed (DESIGN.md invariant 5).
 	Machine string
+	// NewTicket says the ticket was created in the caller's transaction: it has sent no mail and
+	// has no loop breaker yet, so the per-ticket limit and breaker checks are skipped (fewer round
+	// trips on the ingest path). The per-recipient and global limits still apply.
+	NewTicket bool
 	// Language is the BCP 47 tag the mail is written in, sent as Content-Language (RFC 3282); "" for
 	// none.
 	Language string

@@ -82,7 +82,7 @@ func (o *Outbox) decide(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time) 
 // limit applies the breaker and the rate limits to automated mail.
 func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d *decision) error {
 	since := now.Add(-rateWindow)
-	perTicket := m.TicketID > 0 && !m.noticeKind()
+	perTicket := m.TicketID > 0 && !m.noticeKind() && !m.NewTicket
 	if perTicket {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)`, lockClassTicket, m.TicketID); err != nil {
 			return fmt.Errorf("lock ticket rate: %w", err)

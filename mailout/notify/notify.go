@@ -151,6 +151,7 @@ func (n *Notifier) created(ctx context.Context, tx pgx.Tx, c tickets.Change) err
 	if err != nil || tc == nil {
 		return err
 	}
+	tc.fresh = true
 	if c.Event.Actor.Kind == tickets.ActorUser && c.Message != nil && c.Message.Direction == tickets.Inbound {
 		m, err := tc.toRequester(templates.Ack, fmt.Sprintf("ack:ticket:%d", c.Ticket.ID), "", mailout.AutoReplied)
 		if err != nil {
