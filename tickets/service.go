@@ -139,42 +139,94 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 		return nil, nil, fmt.Errorf("create ticket: %w", err)
 	}
 	requester := strings.ToLower(strings.TrimSpace(in.Requester))
-	if err := upsertContact(ctx, t.tx, requester, in.RequesterName, in.Language); err != nil {
-		return nil, nil, err
-	}
 	subject := strings.TrimSpace(in.Subject)
 	if subject == "" {
 		subject = "(no subject)"
 	}
-	tk, err := scanTicket(t.tx.QueryRow(ctx, `
-		WITH n AS (SELECT nextval('ticket_number_seq') AS number)
-		INSERT INTO tickets (prefix, number, key, kind, status, priority, queue, requester, subject, language, created_at, updated_at)
-		SELECT $1, n.number, $1 || '-' || n.number, $2, 'new', $3, $4, $5, $6, $7, $8, $8 FROM n
-		RETURNING `+ticketColumns,
-		in.Prefix, in.Kind, in.Priority, in.Queue, requester, subject, in.Language, t.now))
+	// Contacts, ticket, participants, first message and the created event go in one statement (data-
+	// modifying CTEs; foreign keys are checked at its end): one round trip instead of six on the
+	// ingest path. Attachments, a follow-up link and the Mailer follow.
+	emails, names, langs := []string{requester}, []string{in.RequesterName}, []string{in.Language}
+	roles := []string{string(RoleRequester)}
+	seen := map[string]bool{requester: true}
+	for _, w := range in.Watchers {
+		w = strings.ToLower(strings.TrimSpace(w))
+		if w == "" || seen[w] {
+			continue
+		}
+		seen[w] = true
+		emails, names, langs, roles = append(emails, w), append(names, ""), append(langs, ""), append(roles, string(RoleWatcher))
+	}
+	m := Message{}
+	if in.Message != nil {
+		m = *in.Message
+		if m.CreatedAt.IsZero() {
+			m.CreatedAt = t.now
+		}
+		if m.Class == "" {
+			m.Class = "normal"
+		}
+		if m.References == nil {
+			m.References = []string{}
+		}
+	}
+	var (
+		tk          Ticket
+		msgID, evID *int64
+	)
+	err := t.tx.QueryRow(ctx, `
+		WITH c AS (
+			INSERT INTO contacts (email, name, language)
+			SELECT * FROM unnest($9::text[], $10::text[], $11::text[])
+			ON CONFLICT (email) DO UPDATE SET
+				name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
+				language = CASE WHEN excluded.language <> '' THEN excluded.language ELSE contacts.language END
+			WHERE (excluded.name <> '' AND excluded.name <> contacts.name)
+			   OR (excluded.language <> '' AND excluded.language <> contacts.language)
+		), n AS (SELECT nextval('ticket_number_seq') AS number),
+		t AS (
+			INSERT INTO tickets (prefix, number, key, kind, status, priority, queue, requester, subject, language, created_at, updated_at)
+			SELECT $1, n.number, $1 || '-' || n.number, $2, 'new', $3, $4, $5, $6, $7, $8, $8 FROM n
+			RETURNING *
+		), p AS (
+			INSERT INTO participants (ticket_id, email, role, added_at)
+			SELECT t.id, u.email, u.role, $8 FROM t, unnest($9::text[], $12::text[]) AS u(email, role)
+			ON CONFLICT DO NOTHING
+		), m AS (
+			INSERT INTO messages (ticket_id, raw_mail_id, direction, visibility, class, author_kind, author,
+				message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text,
+				body_html, thread_reason, created_at)
+			SELECT t.id, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, coalesce($25, '{}'::text[]),
+				coalesce($26, '{}'::text[]), $27, $28, $29, $30, $31, $32
+			FROM t WHERE $13
+			ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id
+		), e AS (
+			INSERT INTO events (ticket_id, at, actor_kind, actor, kind, before, after, why, message_id)
+			SELECT t.id, $8, $33, $34, 'created', '', 'new', $35, (SELECT id FROM m) FROM t
+			RETURNING id
+		)
+		SELECT t.id, t.key, t.prefix, t.number, t.kind, t.status, t.priority, t.queue, t.requester, coalesce(t.assignee, ''),
+			t.subject, t.language, t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at,
+			(SELECT id FROM m), (SELECT id FROM e)
+		FROM t`,
+		in.Prefix, in.Kind, in.Priority, in.Queue, requester, subject, in.Language, t.now,
+		emails, names, langs, roles,
+		in.Message != nil, m.RawMailID, m.Direction, m.Visibility, m.Class, m.AuthorKind, m.Author, m.MessageID, m.InReplyTo,
+		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, m.VisibleText, m.HTML, m.ThreadReason, m.CreatedAt,
+		in.Actor.Kind, in.Actor.Name, in.Why,
+	).Scan(&tk.ID, &tk.Key, &tk.Prefix, &tk.Number, &tk.Kind, &tk.Status, &tk.Priority, &tk.Queue, &tk.Requester,
+		&tk.Assignee, &tk.Subject, &tk.Language, &tk.CreatedAt, &tk.UpdatedAt, &tk.FirstResponseAt, &tk.ResolvedAt, &tk.ClosedAt,
+		&msgID, &evID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("insert ticket: %w", err)
 	}
-	if err := addParticipant(ctx, t.tx, tk.ID, requester, RoleRequester, t.now); err != nil {
-		return nil, nil, err
-	}
-	for _, w := range in.Watchers {
-		w = strings.ToLower(strings.TrimSpace(w))
-		if w == "" || w == requester {
-			continue
-		}
-		if err := upsertContact(ctx, t.tx, w, "", ""); err != nil {
-			return nil, nil, err
-		}
-		if err := addParticipant(ctx, t.tx, tk.ID, w, RoleWatcher, t.now); err != nil {
-			return nil, nil, err
-		}
-	}
 	var msg *Message
 	if in.Message != nil {
-		m := *in.Message
-		m.TicketID = tk.ID
-		if err := insertMessage(ctx, t.tx, &m, t.now); err != nil {
+		if msgID == nil {
+			return nil, nil, ErrDuplicateMail
+		}
+		m.ID, m.TicketID = *msgID, tk.ID
+		if err := insertAttachments(ctx, t.tx, &m); err != nil {
 			return nil, nil, err
 		}
 		msg = &m
@@ -184,14 +236,15 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 			return nil, nil, err
 		}
 	}
-	ev := Event{TicketID: tk.ID, Actor: in.Actor, Kind: EventCreated, After: string(tk.Status), Why: in.Why}
+	ev := Event{ID: *evID, TicketID: tk.ID, At: t.now, Actor: in.Actor, Kind: EventCreated, After: string(tk.Status), Why: in.Why}
 	if msg != nil {
 		ev.MessageID = &msg.ID
 	}
-	if err := t.record(ctx, Change{Ticket: tk, Event: ev, Message: msg}); err != nil {
+	t.events = append(t.events, ev)
+	if err := t.notify(ctx, Change{Ticket: &tk, Event: ev, Message: msg}); err != nil {
 		return nil, nil, err
 	}
-	return tk, msg, nil
+	return &tk, msg, nil
 }
 
 // AppendMessage adds a mail to a ticket. An inbound public message from the requester reopens a
@@ -485,6 +538,11 @@ func (t *Tx) record(ctx context.Context, c Change) error {
 	if err := t.insertEvent(ctx, &c.Event); err != nil {
 		return err
 	}
+	return t.notify(ctx, c)
+}
+
+// notify hands a change whose event is written to the Mailer.
+func (t *Tx) notify(ctx context.Context, c Change) error {
 	if t.s.opts.Mailer != nil {
 		if err := t.s.opts.Mailer.TicketChanged(ctx, t.tx, c); err != nil {
 			return fmt.Errorf("enqueue mail for %s: %w", c.Ticket.Key, err)
@@ -568,6 +626,11 @@ func insertMessage(ctx context.Context, tx pgx.Tx, m *Message, now time.Time) er
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
+	return insertAttachments(ctx, tx, m)
+}
+
+// insertAttachments stores a message's attachments, their content once per SHA-256.
+func insertAttachments(ctx context.Context, tx pgx.Tx, m *Message) error {
 	for i := range m.Attachments {
 		a := &m.Attachments[i]
 		sum := sha256.Sum256(a.Data)
