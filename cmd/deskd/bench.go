@@ -112,6 +112,7 @@ type benchResult struct {
 	AcksMatched            int            `json:"acks_matched"`
 	PeakRSSBytes           int64          `json:"peak_rss_bytes"`
 	RSSBeforeIngestBytes   int64          `json:"rss_before_ingest_bytes"`
+	RSSIncludesMailbox     bool           `json:"rss_includes_mailbox"` // the built-in server's messages live in this process
 	PeakHeapBytes          uint64         `json:"peak_heap_bytes"`
 	PGCommitTPS            float64        `json:"pg_commit_tps"`
 	FetchMsgsPerSec        float64        `json:"fetch_msgs_per_sec"`
@@ -197,7 +198,7 @@ func runBench(ctx context.Context, g *globals, f *benchFlags) error {
 	if err != nil {
 		return err
 	}
-	res := &benchResult{Messages: f.messages, MailServer: "memmail", Outcomes: map[string]int{}}
+	res := &benchResult{Messages: f.messages, MailServer: "memmail", RSSIncludesMailbox: !f.dovecot, Outcomes: map[string]int{}}
 	if f.dovecot {
 		res.MailServer = "dovecot"
 	}

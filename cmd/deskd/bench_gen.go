@@ -174,7 +174,7 @@ func (g *benchGenerator) render(m genMeta, date time.Time, large bool) []byte {
 	}
 	var b bytes.Buffer
 	if large {
-		b.Grow(largeAttachment*4/3 + 64<<10)
+		b.Grow((largeAttachment+56)/57*78 + 64<<10) // base64: 57 bytes a 78-byte line
 	}
 	h := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
 	h("Return-Path", "<"+who.addr+">")
