@@ -173,3 +173,9 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX outbox_ticket_idx ON outbox (ticket_id);
+
+-- Mail bytes are stored out of line without compression: pglz on every rendered or received message
+-- costs more CPU on the ingest path than the disk it saves (attachments are mostly compressed already).
+ALTER TABLE raw_mails ALTER COLUMN raw SET STORAGE EXTERNAL;
+ALTER TABLE outbox ALTER COLUMN raw SET STORAGE EXTERNAL;
+ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;
