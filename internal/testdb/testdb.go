@@ -143,6 +143,14 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, building, name)); err != nil {
 		return "", fmt.Errorf("publish template: %w", err)
 	}
+	// Templates of older schemas are no use any more; drop them (best effort).
+	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'deskd\_tmpl\_%' AND datname <> $1`, name)
+	if err == nil {
+		stale, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, d := range stale {
+			admin.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, pgx.Identifier{d}.Sanitize())) //nolint:errcheck
+		}
+	}
 	return name, nil
 }
 
