@@ -42,6 +42,7 @@ poller, ingest transaction, outbox sender), measuring on the same machine, in th
   pg_commit_tps         one connection committing one INSERT per transaction for 3 s (the database's
                         ceiling for single-row commits)
   fetch_msgs_per_sec    one IMAP connection fetching BODY.PEEK[] of every message (the mailbox's ceiling)
+  idle_notify_p50_ms    APPEND by one connection -> EXISTS to another in IDLE (the mailbox's latency floor)
   ingest_msgs_per_sec   messages / time from poller start to the last ingest commit
   commit_latency_*      raw mail stored -> ticket committed, during the bulk ingest
   ack_latency_*         with deskd idle in IDLE, APPEND of a new request -> its acknowledgement
@@ -118,6 +119,7 @@ type benchResult struct {
 	FetchMsgsPerSec        float64        `json:"fetch_msgs_per_sec"`
 	FetchBytes             int64          `json:"fetch_bytes"`
 	AppendMsgsPerSec       float64        `json:"append_msgs_per_sec"`
+	IdleNotifyP50Ms        float64        `json:"idle_notify_p50_ms"` // APPEND -> EXISTS to another client in IDLE
 	RatioPG                float64        `json:"ratio_pg"`
 	RatioFetch             float64        `json:"ratio_fetch"`
 	Outcomes               map[string]int `json:"outcomes"`
@@ -221,6 +223,12 @@ func runBench(ctx context.Context, g *globals, f *benchFlags) error {
 	}
 	if fetched != f.messages {
 		return fmt.Errorf("mailbox holds %d messages after appending %d", fetched, f.messages)
+	}
+	if f.idleSamples > 0 {
+		note("measuring the mailbox's IDLE notification latency")
+		if res.IdleNotifyP50Ms, err = measureIdleNotify(env.imapAddr, benchDesk, benchPassword, 10); err != nil {
+			return err
+		}
 	}
 	debug.FreeOSMemory()
 	if !resetPeakRSS() {

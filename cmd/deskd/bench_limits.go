@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,7 +48,11 @@ func measurePGCommits(ctx context.Context, url string, d time.Duration) (float64
 
 // dialIMAP connects to the bench's IMAP server (plaintext on loopback) and logs in.
 func dialIMAP(addr, user, password string) (*imapclient.Client, error) {
-	c, err := imapclient.DialInsecure(addr, nil)
+	return dialIMAPWith(addr, user, password, nil)
+}
+
+func dialIMAPWith(addr, user, password string, opts *imapclient.Options) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to IMAP %s: %w", addr, err)
 	}
@@ -59,8 +64,10 @@ func dialIMAP(addr, user, password string) (*imapclient.Client, error) {
 }
 
 // appendMessage APPENDs raw to INBOX (RFC 3501 §6.3.11) and returns when the server confirmed it.
-func appendMessage(c *imapclient.Client, raw []byte) error {
-	cmd := c.Append("INBOX", int64(len(raw)), nil)
+func appendMessage(c *imapclient.Client, raw []byte) error { return appendTo(c, "INBOX", raw) }
+
+func appendTo(c *imapclient.Client, folder string, raw []byte) error {
+	cmd := c.Append(folder, int64(len(raw)), nil)
 	if _, err := cmd.Write(raw); err != nil {
 		cmd.Close()
 		return fmt.Errorf("append message: %w", err)
@@ -109,6 +116,68 @@ func measureFetch(addr, user, password string) (float64, int, int64, error) {
 	rate := float64(n) / time.Since(start).Seconds()
 	c.Logout().Wait() //nolint:errcheck // done either way
 	return rate, n, bytes, nil
+}
+
+// notifyFolder is where measureIdleNotify appends, away from the desk's INBOX.
+const notifyFolder = "BenchNotify"
+
+// measureIdleNotify is the mailbox's own floor for IDLE latency: one connection IDLEs
+// (RFC 2177) on a scratch folder while another APPENDs to it, samples times, 100 ms apart; each
+// sample is the time from the APPEND's completion to the untagged EXISTS. It returns the median.
+func measureIdleNotify(addr, user, password string, samples int) (float64, error) {
+	exists := make(chan time.Time, samples+8)
+	opts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				select {
+				case exists <- time.Now():
+				default:
+				}
+			}
+		}}}
+	idler, err := dialIMAPWith(addr, user, password, opts)
+	if err != nil {
+		return 0, err
+	}
+	defer idler.Close()
+	if err := idler.Create(notifyFolder, nil).Wait(); err != nil {
+		return 0, fmt.Errorf("create %s: %w", notifyFolder, err)
+	}
+	if _, err := idler.Select(notifyFolder, nil).Wait(); err != nil {
+		return 0, fmt.Errorf("select %s: %w", notifyFolder, err)
+	}
+	appender, err := dialIMAP(addr, user, password)
+	if err != nil {
+		return 0, err
+	}
+	defer appender.Close()
+	idle, err := idler.Idle()
+	if err != nil {
+		return 0, fmt.Errorf("idle: %w", err)
+	}
+	var lat []time.Duration
+	raw := []byte("From: probe@" + benchDomain + "\r\nSubject: IDLE probe\r\n\r\nprobe\r\n")
+	for range samples {
+		time.Sleep(100 * time.Millisecond)
+		for len(exists) > 0 { // late notifications of an earlier sample
+			<-exists
+		}
+		if err := appendTo(appender, notifyFolder, raw); err != nil {
+			return 0, err
+		}
+		done := time.Now()
+		select {
+		case at := <-exists:
+			lat = append(lat, max(at.Sub(done), 0))
+		case <-time.After(5 * time.Second):
+			idle.Close()
+			return 0, errors.New("no EXISTS within 5 s of an APPEND while in IDLE")
+		}
+	}
+	if err := idle.Close(); err != nil {
+		return 0, fmt.Errorf("end idle: %w", err)
+	}
+	return percentileMs(lat, 50), nil
 }
 
 // procStatus returns a field of /proc/self/status in bytes (VmHWM: peak resident set, VmRSS:

@@ -326,7 +326,8 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(w, "physical limits (same run)\n")
 	fmt.Fprintf(w, "  pg single-row commits   %8.0f /s   (one connection, one INSERT per transaction)\n", r.PGCommitTPS)
 	fmt.Fprintf(w, "  IMAP FETCH BODY.PEEK[]  %8.0f msgs/s (one connection, %s)\n", r.FetchMsgsPerSec, mb(r.FetchBytes))
-	fmt.Fprintf(w, "  IMAP APPEND             %8.0f msgs/s\n\n", r.AppendMsgsPerSec)
+	fmt.Fprintf(w, "  IMAP APPEND             %8.0f msgs/s\n", r.AppendMsgsPerSec)
+	fmt.Fprintf(w, "  IMAP IDLE notification  p50 %.0f ms (APPEND -> EXISTS on another connection)\n\n", r.IdleNotifyP50Ms)
 	fmt.Fprintf(w, "deskd\n")
 	fmt.Fprintf(w, "  ingest                  %8.0f msgs/s (%d in %.1f s) = %.2f x pg commits, %.2f x fetch\n",
 		r.IngestMsgsPerSec, r.Messages, r.IngestSeconds, r.RatioPG, r.RatioFetch)
