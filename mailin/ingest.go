@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -46,7 +47,7 @@ type Options struct {
 	// (default 64 MiB) so a batch of large messages does not exhaust memory.
 	BatchSize  int
 	BatchBytes int64
-	// Workers is how many transactions apply one batch's thread components at once (default 4).
+	// Workers is how many transactions apply one batch's components at once (default 8).
 	Workers int
 	Log     *slog.Logger
 	// Observe, when set, is called after each commit for every message of the batch with its mailbox,
@@ -72,7 +73,7 @@ func NewIngester(svc *tickets.Service, opts Options) (*Ingester, error) {
 		opts.BatchBytes = 64 << 20
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		opts.Workers = 8
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -136,7 +137,7 @@ func (in *Ingester) processBatch(ctx context.Context, mailbox string, after int6
 	}
 	last := raws[len(raws)-1].ID
 	preps := in.prepare(raws)
-	buckets := partition(preps, in.opts.Workers)
+	buckets := partition(preps, in.opts.Workers, in.isDeskAddress)
 	results := make([][]Outcome, len(buckets))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, b := range buckets {
@@ -325,9 +326,12 @@ func loadPending(ctx context.Context, q tickets.DB, mailbox string, after int64,
 	return out, rs.Err()
 }
 
-// partition groups messages into thread components (union of Message-ID, In-Reply-To, References and
-// sender) and deals the components to at most n buckets, keeping each component whole and in order.
-func partition(preps []prepared, n int) [][]prepared {
+// partition groups messages into components (union of Message-ID, In-Reply-To, References and every
+// sender and recipient address except the desk's own) and deals the components to at most n buckets,
+// keeping each component whole and in order. Messages of one thread stay in one transaction, and no
+// two concurrent transactions touch the same contact or recipient, so they never wait for each
+// other's row or rate-limit locks.
+func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 	parent := make([]int, len(preps))
 	for i := range parent {
 		parent[i] = i
@@ -358,7 +362,14 @@ func partition(preps []prepared, n int) [][]prepared {
 			}
 		}
 		if p.msg.From != nil && p.msg.From.Address != "" {
-			link(i, "from:"+strings.ToLower(p.msg.From.Address))
+			link(i, "addr:"+strings.ToLower(p.msg.From.Address))
+		}
+		for _, list := range [][]*mail.Address{p.msg.To, p.msg.Cc} {
+			for _, a := range list {
+				if a != nil && a.Address != "" && !desk(a.Address) {
+					link(i, "addr:"+strings.ToLower(a.Address))
+				}
+			}
 		}
 	}
 	n = max(1, min(n, len(preps)))

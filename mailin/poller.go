@@ -86,7 +86,7 @@ const (
 	defaultMaxMessageBytes = 25 << 20
 	// chunkMessages and chunkBytes bound one fetch-store-ingest round, so memory stays bounded
 	// whatever the mailbox holds.
-	chunkMessages = 50
+	chunkMessages = 100
 	chunkBytes    = 32 << 20
 	// commandTimeout is the watchdog of one IMAP exchange: the connection is closed when a server
 	// does not answer in time (go-imap waits forever for the first byte of a response).

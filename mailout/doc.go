@@ -37,7 +37,10 @@
 //
 // Delivery is at least once, and a duplicate is possible in exactly one window: after the SMTP server
 // has accepted the message (its 250 reply to the final "." of DATA) and before the transaction that
-// marks the row 'sent' commits. If the process dies, the database becomes unreachable or the commit
+// marks the row 'sent' is durable. That commit is asynchronous (synchronous_commit off, to keep the
+// sender from competing with ingest for WAL flushes), so the window also covers the fraction of a
+// second until PostgreSQL flushes its WAL: a PostgreSQL crash then loses the marker, with the same
+// effect as a crash before the commit. If the process dies, the database becomes unreachable or the commit
 // fails in that window, the row stays 'sending' until its lease expires and is then claimed again and
 // sent again, byte for byte, with the SAME Message-ID. Each such interruption causes at most one extra
 // delivery of that mail. Everything outside the window is exactly once: a crash before acceptance

@@ -25,6 +25,9 @@ type Change struct {
 	Before  *Ticket  // state before the change; nil for a created ticket
 	Event   Event    // the event the use case wrote
 	Message *Message // the message the change added, if any
+	// Participants, set by Create only, are all of a new ticket's participants (the requester
+	// first), so the Mailer needs not read back what the transaction just wrote.
+	Participants []Participant
 }
 
 // Options configure a Service. Zero values are valid.
@@ -176,13 +179,19 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 	)
 	err := t.tx.QueryRow(ctx, `
 		WITH c AS (
+			-- DO NOTHING takes no lock on an existing contact (DO UPDATE would, until commit, and make
+			-- concurrent ingest transactions that share a requester or watcher wait for each other)
 			INSERT INTO contacts (email, name, language)
 			SELECT * FROM unnest($9::text[], $10::text[], $11::text[])
-			ON CONFLICT (email) DO UPDATE SET
-				name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
-				language = CASE WHEN excluded.language <> '' THEN excluded.language ELSE contacts.language END
-			WHERE (excluded.name <> '' AND excluded.name <> contacts.name)
-			   OR (excluded.language <> '' AND excluded.language <> contacts.language)
+			ON CONFLICT (email) DO NOTHING
+		), cu AS (
+			-- an existing contact learns a name or language only when it changes (a rare, locking write)
+			UPDATE contacts SET
+				name = CASE WHEN u.name <> '' THEN u.name ELSE contacts.name END,
+				language = CASE WHEN u.language <> '' THEN u.language ELSE contacts.language END
+			FROM unnest($9::text[], $10::text[], $11::text[]) AS u(email, name, language)
+			WHERE contacts.email = u.email
+			  AND ((u.name <> '' AND u.name <> contacts.name) OR (u.language <> '' AND u.language <> contacts.language))
 		), n AS (SELECT nextval('ticket_number_seq') AS number),
 		t AS (
 			INSERT INTO tickets (prefix, number, key, kind, status, priority, queue, requester, subject, language, created_at, updated_at)
@@ -241,7 +250,11 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 		ev.MessageID = &msg.ID
 	}
 	t.events = append(t.events, ev)
-	if err := t.notify(ctx, Change{Ticket: &tk, Event: ev, Message: msg}); err != nil {
+	parts := make([]Participant, len(emails))
+	for i := range emails {
+		parts[i] = Participant{Email: emails[i], Role: Role(roles[i])}
+	}
+	if err := t.notify(ctx, Change{Ticket: &tk, Event: ev, Message: msg, Participants: parts}); err != nil {
 		return nil, nil, err
 	}
 	return &tk, msg, nil
@@ -572,12 +585,12 @@ func touch(ctx context.Context, tx pgx.Tx, ticketID int64, now time.Time) error 
 }
 
 func upsertContact(ctx context.Context, tx pgx.Tx, email, name, lang string) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO contacts (email, name, language) VALUES ($1, $2, $3)
-		ON CONFLICT (email) DO UPDATE SET
-			name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
-			language = CASE WHEN excluded.language <> '' THEN excluded.language ELSE contacts.language END
-		WHERE (excluded.name <> '' AND excluded.name <> contacts.name)
-		   OR (excluded.language <> '' AND excluded.language <> contacts.language)`, email, name, lang); err != nil {
+	if _, err := tx.Exec(ctx, `
+		WITH c AS (INSERT INTO contacts (email, name, language) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING)
+		UPDATE contacts SET
+			name = CASE WHEN $2 <> '' THEN $2 ELSE name END,
+			language = CASE WHEN $3 <> '' THEN $3 ELSE language END
+		WHERE email = $1 AND (($2 <> '' AND $2 <> name) OR ($3 <> '' AND $3 <> language))`, email, name, lang); err != nil {
 		return fmt.Errorf("upsert contact %s: %w", email, err)
 	}
 	return nil

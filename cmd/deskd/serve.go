@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -55,8 +57,16 @@ type app struct {
 	ingestOpts mailin.Options
 }
 
+// defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT says otherwise: large
+// messages (25 MB attachments) pass through a few buffers at once, and without a limit the collector
+// lets the heap double before it runs.
+const defaultMemoryLimit = 128 << 20
+
 // newApp opens the database, refuses an outdated schema and builds the services.
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	pool, err := db.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
 	if err != nil {
 		return nil, err

@@ -44,14 +44,24 @@ func (n *Notifier) load(ctx context.Context, tx pgx.Tx, c tickets.Change) (*tick
 			"queue", tk.Queue, "using", n.first)
 		q = n.queues[n.first]
 	}
-	store := tickets.NewStore(tx)
-	msgs, err := store.Messages(ctx, tk.ID)
-	if err != nil {
-		return nil, err
-	}
-	parts, err := store.Participants(ctx, tk.ID)
-	if err != nil {
-		return nil, err
+	var (
+		msgs  []*tickets.Message
+		parts = c.Participants
+	)
+	if c.Event.Kind == tickets.EventCreated && parts != nil {
+		// a ticket created in this transaction: its one message and its participants are in c
+		if c.Message != nil {
+			msgs = []*tickets.Message{c.Message}
+		}
+	} else {
+		store := tickets.NewStore(tx)
+		var err error
+		if msgs, err = store.Messages(ctx, tk.ID); err != nil {
+			return nil, err
+		}
+		if parts, err = store.Participants(ctx, tk.ID); err != nil {
+			return nil, err
+		}
 	}
 	tm := &ticketMail{
 		n:      n,
