@@ -46,9 +46,11 @@ const (
 	// our domain, or it is From one of the desk's addresses.
 	ClassLoop Class = "loop"
 	// ClassBounce is a delivery failure report: at least one recipient failed for good
-	// (RFC 3464 Action: failed) or a non-standard MTA text says the message was not delivered.
+	// (RFC 3464 Action: failed) or a non-standard MTA text says the message was not delivered, or a
+	// non-standard text delay warning (a soft bounce: no recipient is Hard, none is marked
+	// undeliverable).
 	ClassBounce Class = "bounce"
-	// ClassReport is machine-generated mail about delivery that is not a failure: a delay warning or
+	// ClassReport is machine-generated mail about delivery that is not a failure: an RFC 3464 delay or
 	// a success notice (RFC 3464 Action: delayed, delivered, relayed, expanded) or an abuse
 	// feedback report (RFC 5965). Result.Bounce is set for delivery reports so callers can
 	// record the delay, but no address is undeliverable.

@@ -196,9 +196,12 @@ func classifyTextBounce(m *parse.Message) (Result, bool) {
 	b := &Bounce{OriginalMessageID: originalMessageID(m, returned)}
 	b.Recipients = textRecipients(m, human, returned, xfr, action)
 
+	// A non-standard delay warning is a soft bounce: bounce class (it reports trouble delivering our
+	// mail, which the ticket should show) but no recipient is hard, so no address is marked
+	// undeliverable. RFC 3464 delay reports, which say exactly what happened, are ClassReport.
 	class, what := ClassBounce, "non-standard bounce"
 	if action == ActionDelayed {
-		class, what = ClassReport, "non-standard delay warning"
+		what = "non-standard delay warning (soft bounce)"
 	}
 	reason := what + " (" + strings.Join(signals, ", ") + ")"
 	if len(b.Recipients) > 0 && b.Recipients[0].Status != "" {
