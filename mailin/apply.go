@@ -257,7 +257,7 @@ func findDuplicates(ctx context.Context, tx *tickets.Tx, b []prepared) (map[int6
 		return nil, nil
 	}
 	rows, err := tx.PG().Query(ctx, `SELECT id, mailbox, message_id, sha256 FROM raw_mails
-		WHERE message_id = ANY($1) AND state IN ('ingested', 'ignored', 'duplicate')`, mids)
+		WHERE message_id = ANY($1) AND message_id <> '' AND state IN ('ingested', 'ignored', 'duplicate')`, mids)
 	if err != nil {
 		return nil, fmt.Errorf("check duplicates: %w", err)
 	}

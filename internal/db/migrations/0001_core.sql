@@ -67,7 +67,7 @@ CREATE TABLE raw_mails (
 );
 CREATE INDEX raw_mails_pending_idx ON raw_mails (id) WHERE state = 'pending';
 CREATE INDEX raw_mails_quarantined_idx ON raw_mails (id) WHERE state = 'quarantined';
-CREATE INDEX raw_mails_dedupe_idx ON raw_mails (mailbox, message_id, sha256);
+CREATE INDEX raw_mails_message_id_idx ON raw_mails (message_id) WHERE message_id <> '';  -- duplicate check
 
 CREATE TABLE messages (
     id             bigserial PRIMARY KEY,
@@ -173,6 +173,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX outbox_ticket_idx ON outbox (ticket_id);
+CREATE INDEX outbox_message_id_idx ON outbox (message_id);  -- threading replies to mail still in the outbox
 
 -- Mail bytes are stored out of line without compression: pglz on every rendered or received message
 -- costs more CPU on the ingest path than the disk it saves (attachments are mostly compressed already).
