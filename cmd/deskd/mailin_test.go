@@ -8,23 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deskd/deskd/internal/corpustest"
 	"github.com/deskd/deskd/internal/testdb"
 )
 
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("DESKD_CORPUS")
-	if dir == "" {
-		dir = "../../../shared/corpus"
-	}
-	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("corpus missing at %s (set DESKD_CORPUS)", dir)
-		}
-		t.Skipf("corpus missing at %s (set DESKD_CORPUS)", dir)
-	}
-	return dir
-}
 
 func TestImportReplayQuarantineAndInspect(t *testing.T) {
 	ctx := context.Background()
@@ -92,7 +79,7 @@ func TestImportReplayQuarantineAndInspect(t *testing.T) {
 	}
 
 	// inspect a real bounce from the corpus
-	corpus := corpusDir(t)
+	corpus := corpustest.Dir(t)
 	code, out, errOut = deskd(t, ctx, "inspect", filepath.Join(corpus, "bounces/mailgem__report_530.eml"), "--json", "--config", cfg)
 	if code != 0 {
 		t.Fatalf("inspect: %d %s", code, errOut)

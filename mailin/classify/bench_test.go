@@ -14,7 +14,7 @@ func BenchmarkClassifyCorpus(b *testing.B) {
 	dir := corpusDir(b)
 	var msgs []*parse.Message
 	for _, row := range readManifest(b, dir) {
-		raw, err := os.ReadFile(filepath.Join(dir, row.path))
+		raw, err := os.ReadFile(filepath.Join(dir, row.Path))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package classify
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,83 +9,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deskd/deskd/internal/corpustest"
 	"github.com/deskd/deskd/mailin/parse"
 )
 
 // parseRaw is the parser under the corpus test.
 var parseRaw = parse.Parse
 
-// corpusDir locates the shared test corpus: $DESKD_CORPUS, else ../shared/corpus from the
-// repository root. It skips the test when the corpus is absent, and fails when $CI is set.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("DESKD_CORPUS")
-	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			t.Fatalf("find repository root: %v", err)
-		}
-		dir = filepath.Join(root, "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("corpus not found at %s (set DESKD_CORPUS): %v", dir, err)
-		}
-		t.Skipf("corpus not found at %s (set DESKD_CORPUS to run): %v", dir, err)
-	}
-	return dir
-}
+// corpusDir and readManifest come from internal/corpustest, shared by every corpus test.
+func corpusDir(t testing.TB) string { return corpustest.Dir(t) }
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+type manifestRow = corpustest.Row
 
-// manifestRow is one line of MANIFEST.tsv.
-type manifestRow struct {
-	path, category, exercises, expected string
-}
-
-func readManifest(t testing.TB, dir string) []manifestRow {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatalf("open manifest: %v", err)
-	}
-	defer f.Close()
-	var rows []manifestRow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for first := true; sc.Scan(); first = false {
-		if first {
-			continue // header row
-		}
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) < 7 {
-			t.Fatalf("manifest row with %d columns: %q", len(c), sc.Text())
-		}
-		if strings.HasPrefix(c[6], "expected_for=") {
-			continue // an expected-output file, not a message
-		}
-		rows = append(rows, manifestRow{path: c[0], category: c[4], exercises: c[5], expected: c[6]})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read manifest: %v", err)
-	}
-	return rows
-}
+func readManifest(t testing.TB, dir string) []manifestRow { return corpustest.Manifest(t, dir) }
 
 // Messages outside bounces/ and autoreplies/ that are not mail written by a person to the desk.
 // Every other message in replies/, structure/, charsets/ and malformed/ must classify as normal.
@@ -123,14 +58,14 @@ func TestCorpus(t *testing.T) {
 	tallies := map[string]*tally{}
 	classTallies := map[string]*tally{}
 	for _, row := range rows {
-		raw, err := os.ReadFile(filepath.Join(dir, row.path))
+		raw, err := os.ReadFile(filepath.Join(dir, row.Path))
 		if err != nil {
-			t.Errorf("%s: read: %v", row.path, err)
+			t.Errorf("%s: read: %v", row.Path, err)
 			continue
 		}
 		m, err := parseRaw(raw)
 		if err != nil || m == nil {
-			t.Errorf("%s: parse: %v", row.path, err)
+			t.Errorf("%s: parse: %v", row.Path, err)
 			continue
 		}
 		res := Classify(m, Options{DeskAddresses: []string{"support@desk.example"}, DeskDomain: "desk.example"})
@@ -139,15 +74,15 @@ func TestCorpus(t *testing.T) {
 		for _, k := range []struct {
 			m   map[string]*tally
 			key string
-		}{{tallies, row.category}, {classTallies, row.category}} {
+		}{{tallies, row.Category}, {classTallies, row.Category}} {
 			if k.m[k.key] == nil {
 				k.m[k.key] = &tally{}
 			}
 		}
-		tallies[row.category].pass += c.pass
-		tallies[row.category].fail += c.fail
-		tallies[row.category].diverge += c.diverge
-		ct := classTallies[row.category]
+		tallies[row.Category].pass += c.pass
+		tallies[row.Category].fail += c.fail
+		tallies[row.Category].diverge += c.diverge
+		ct := classTallies[row.Category]
 		switch {
 		case c.classFail:
 			ct.fail++
@@ -185,7 +120,7 @@ func (c *corpusCheck) check(name string, ok bool, format string, args ...any) {
 		c.pass++
 		return
 	}
-	key := c.row.path + ": " + name
+	key := c.row.Path + ": " + name
 	if why, found := divergences[key]; found {
 		c.diverge++
 		if name == "class" {
@@ -198,11 +133,11 @@ func (c *corpusCheck) check(name string, ok bool, format string, args ...any) {
 	if name == "class" {
 		c.classFail = true
 	}
-	c.t.Errorf("%s: %s: "+format+" [result %s: %s]", append(append([]any{c.row.path, name}, args...), c.res.Class, c.res.Reason)...)
+	c.t.Errorf("%s: %s: "+format+" [result %s: %s]", append(append([]any{c.row.Path, name}, args...), c.res.Class, c.res.Reason)...)
 }
 
 func (c *corpusCheck) run() {
-	exp, res := c.row.expected, c.res
+	exp, res := c.row.Expected, c.res
 	want := Class("")
 	switch {
 	case strings.Contains(exp, "is_bounce=yes"), strings.Contains(exp, "bounced?==true"):
@@ -217,14 +152,14 @@ func (c *corpusCheck) run() {
 	case strings.Contains(exp, "is_bounce=no"):
 		want = ClassNormal
 	}
-	if cl, ok := nonHuman[c.row.path]; ok {
+	if cl, ok := nonHuman[c.row.Path]; ok {
 		want = cl
 	}
-	if want == "" && c.row.category != "bounces" && c.row.category != "autoreplies" {
+	if want == "" && c.row.Category != "bounces" && c.row.Category != "autoreplies" {
 		want = ClassNormal // human mail or a reply body
 	}
 	if want == "" {
-		c.t.Errorf("%s: manifest row has no class expectation: %q", c.row.path, exp)
+		c.t.Errorf("%s: manifest row has no class expectation: %q", c.row.Path, exp)
 		return
 	}
 	c.check("class", res.Class == want, "class %s, want %s", res.Class, want)
@@ -251,7 +186,7 @@ func (c *corpusCheck) run() {
 // runMailGem checks the mail gem expectations: action, final_recipient, error_status,
 // diagnostic_code, retryable.
 func (c *corpusCheck) runMailGem() {
-	exp := c.row.expected
+	exp := c.row.Expected
 	if !strings.Contains(exp, "mail gem: bounced?") {
 		return
 	}
@@ -285,7 +220,7 @@ func (c *corpusCheck) runMailGem() {
 // sisimai's own pseudo codes and are not in the message. Recipient counts are informational:
 // sisimai lists one recipient twice in rfc3464-01.
 func (c *corpusCheck) runSisimai() {
-	exp := c.row.expected
+	exp := c.row.Expected
 	if !strings.Contains(exp, "sisimai(") {
 		return
 	}
@@ -299,7 +234,7 @@ func (c *corpusCheck) runSisimai() {
 		return
 	}
 	if n := sisimaiCountRe.FindStringSubmatch(exp); n != nil && c.res.Bounce != nil && fmt.Sprint(len(c.res.Bounce.Recipients)) != n[1] {
-		c.t.Logf("%s: %d recipients, sisimai lists %s: %+v", c.row.path, len(c.res.Bounce.Recipients), n[1], c.res.Bounce.Recipients)
+		c.t.Logf("%s: %d recipients, sisimai lists %s: %+v", c.row.Path, len(c.res.Bounce.Recipients), n[1], c.res.Bounce.Recipients)
 	}
 	for i, f := range sisimaiRecipientRe.FindAllStringSubmatch(exp, -1) {
 		if c.res.Bounce == nil || i >= len(c.res.Bounce.Recipients) {

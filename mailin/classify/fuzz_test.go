@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deskd/deskd/internal/corpustest"
 	"github.com/deskd/deskd/mailin/parse"
 )
 
@@ -21,7 +22,7 @@ func FuzzClassify(f *testing.F) {
 	f.Add([]byte("From: a@b\nAuto-Submitted: auto-replied\nSubject: Automatic reply: x\n\naway"))
 	f.Add([]byte("Final-Recipient: rfc822; a@b\nAction: delayed\nStatus: 4.4.1\n\nFinal-Recipient: rfc822; c@d\n"))
 	dir := os.Getenv("DESKD_CORPUS")
-	if root, err := repoRoot(); err == nil && dir == "" {
+	if root, err := corpustest.Root(); err == nil && dir == "" {
 		dir = filepath.Join(root, "..", "shared", "corpus")
 	}
 	if _, err := os.Stat(dir); err == nil {

@@ -1,7 +1,6 @@
 package parse
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,54 +11,16 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/deskd/deskd/internal/corpustest"
 )
 
-// corpusDir locates the shared real-world corpus: $DESKD_CORPUS, else ../shared/corpus seen from the
-// repository root (three levels up from this package).
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("DESKD_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("corpus not found at %s (set DESKD_CORPUS): %v", dir, err)
-		}
-		t.Skipf("corpus not found at %s (set DESKD_CORPUS); skipping", dir)
-	}
-	return dir
-}
+// corpusDir and readManifest come from internal/corpustest, shared by every corpus test.
+func corpusDir(t testing.TB) string { return corpustest.Dir(t) }
 
-type manifestRow struct {
-	path, category, exercises, expected string
-}
+type manifestRow = corpustest.Row
 
-func readManifest(t testing.TB, dir string) []manifestRow {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatalf("open manifest: %v", err)
-	}
-	defer f.Close()
-	var rows []manifestRow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for first := true; sc.Scan(); first = false {
-		if first {
-			continue
-		}
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) < 7 {
-			continue
-		}
-		rows = append(rows, manifestRow{path: c[0], category: c[4], exercises: c[5], expected: c[6]})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read manifest: %v", err)
-	}
-	return rows
-}
+func readManifest(t testing.TB, dir string) []manifestRow { return corpustest.Manifest(t, dir) }
 
 // loadFixture returns the message bytes of a corpus file. Files that are bare bodies (the erp and
 // crisp reply bodies, talon's HTML replies) are wrapped in a minimal header so that the whole pipeline
@@ -155,7 +116,7 @@ func normVisible(s string, noSpace bool) string {
 // expectationChecks turns the parse-related phrases of one MANIFEST expectation into checks. Phrases
 // about classification (is_bounce, sisimai reasons, tnef, threading) are not parsing and are skipped.
 func expectationChecks(t *testing.T, dir string, row manifestRow, m *Message, elapsed time.Duration) []check {
-	exp := row.expected
+	exp := row.Expected
 	var cs []check
 	add := func(name string, ok bool, info string) { cs = append(cs, check{name, ok, info}) }
 	if mm := reCharset.FindStringSubmatch(exp); mm != nil && !strings.Contains(exp, "DisableCharacterDetection") && (m.Text != "" || m.HTML != "") {
@@ -239,9 +200,9 @@ func expectationChecks(t *testing.T, dir string, row manifestRow, m *Message, el
 	}
 	vis := m.VisibleText
 	if mm := reVisibleFile.FindStringSubmatch(exp); mm != nil {
-		want, err := os.ReadFile(filepath.Join(dir, filepath.Dir(row.path), mm[1]))
+		want, err := os.ReadFile(filepath.Join(dir, filepath.Dir(row.Path), mm[1]))
 		if err != nil {
-			t.Errorf("%s: read expected visible text: %v", row.path, err)
+			t.Errorf("%s: read expected visible text: %v", row.Path, err)
 		} else {
 			noSpace := strings.Contains(exp, "ALL whitespace removed")
 			ok := normVisible(vis, noSpace) == normVisible(string(want), noSpace)
@@ -352,22 +313,22 @@ func TestCorpus(t *testing.T) {
 	var visible, charsets tally
 	parsed := 0
 	for _, row := range rows {
-		if strings.HasPrefix(row.expected, "expected_for=") {
+		if strings.HasPrefix(row.Expected, "expected_for=") {
 			continue
 		}
-		raw := loadFixture(t, dir, row.path)
+		raw := loadFixture(t, dir, row.Path)
 		start := time.Now()
 		m, err := Parse(raw)
 		elapsed := time.Since(start)
 		if err != nil {
-			t.Errorf("%s: Parse: %v", row.path, err)
+			t.Errorf("%s: Parse: %v", row.Path, err)
 			continue
 		}
 		parsed++
 		if m.Text != "" && !utf8.ValidString(m.Text) {
-			t.Errorf("%s: Text is not valid UTF-8", row.path)
+			t.Errorf("%s: Text is not valid UTF-8", row.Path)
 		}
-		cat := row.category
+		cat := row.Category
 		if byCat[cat] == nil {
 			byCat[cat], checksByCat[cat] = &tally{}, &tally{}
 		}
@@ -379,12 +340,12 @@ func TestCorpus(t *testing.T) {
 				checksByCat[cat].pass++
 			} else {
 				allOK = false
-				if why, known := knownVisibleMisses[row.path]; known && c.name == "visible text" {
-					t.Logf("%s: %s: expected miss (%s)", row.path, c.name, why)
-				} else if why, known := knownMisses[row.path]; known {
-					t.Logf("%s: %s: %s; expected miss (%s)", row.path, c.name, c.info, why)
+				if why, known := knownVisibleMisses[row.Path]; known && c.name == "visible text" {
+					t.Logf("%s: %s: expected miss (%s)", row.Path, c.name, why)
+				} else if why, known := knownMisses[row.Path]; known {
+					t.Logf("%s: %s: %s; expected miss (%s)", row.Path, c.name, c.info, why)
 				} else {
-					t.Logf("%s: %s: %s", row.path, c.name, c.info)
+					t.Logf("%s: %s: %s", row.Path, c.name, c.info)
 				}
 			}
 			if c.name == "visible text" {
@@ -398,7 +359,7 @@ func TestCorpus(t *testing.T) {
 			ok, why := noMojibake(m)
 			if !ok {
 				allOK = false
-				t.Logf("%s: mojibake: %s", row.path, why)
+				t.Logf("%s: mojibake: %s", row.Path, why)
 			}
 			charsets.total++
 			if ok && allOK {
