@@ -34,8 +34,8 @@ mailstack:
 bench: pg
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-demo: pg
-	$(GO) run ./cmd/deskd demo
+demo: pg build
+	bin/deskd demo
 
 clean:
 	rm -rf bin

@@ -199,28 +199,39 @@ func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
 	return a.run(ctx)
 }
 
+// selfCommand is how to run this binary again from the same shell: its path as invoked (e.g.
+// bin/deskd after `make demo`), or "deskd" when it runs from a temporary build (go run).
+func selfCommand() string {
+	self := os.Args[0]
+	if strings.Contains(self, "go-build") || !strings.Contains(self, "/") {
+		return "deskd"
+	}
+	return self
+}
+
 func printDemoBanner(g *globals, cfg *config.Config, mm *memmail.Server, pg *pgboot.Database) {
 	w := g.stdout
+	d := selfCommand()
 	fmt.Fprintf(w, `
 deskd demo is running.
 
   IMAP   %s   (plain, no TLS; every user's password is %q)
   SMTP   %s   (no auth needed; delivers into the IMAP mailboxes)
   HTTP   http://%s/healthz  /readyz  /metrics
-  DB     %s%s
+  DB     %[5]s%[7]s
 
   desk:       support@demo.test (queue support, SD-…), changes@demo.test (queue changes, CHG-…)
   requesters: alice@demo.test, bob@demo.test, carol@demo.test
   agents:     ana@demo.test, ben@demo.test     manager: max@demo.test
 
 Try next, in another terminal:
-  deskd demo send --from alice@demo.test --subject "VPN is down" --body "It drops every 5 minutes."
-  deskd demo inbox alice@demo.test          # the acknowledgement with the ticket key
-  deskd demo inbox ana@demo.test            # the agent notification; reply to it from a mail client
-  DESKD_DATABASE_URL='%s' deskd ticket list
-Or connect any mail client to the ports above (user alice@demo.test, password %q).
+  %[8]s demo send --from alice@demo.test --subject "VPN is down" --body "It drops every 5 minutes."
+  %[8]s demo inbox alice@demo.test          # the acknowledgement with the ticket key
+  %[8]s demo inbox ana@demo.test            # the agent notification; reply to it from a mail client
+  DESKD_DATABASE_URL='%[6]s' %[8]s ticket list
+Or connect any mail client to the ports above (user alice@demo.test, password %[2]q).
 Stop with Ctrl-C.
-`, mm.IMAPAddr(), demoPassword, mm.SMTPAddr(), cfg.HTTP.Listen, cfg.Database.URL, privateNote(pg), cfg.Database.URL, demoPassword)
+`, mm.IMAPAddr(), demoPassword, mm.SMTPAddr(), cfg.HTTP.Listen, cfg.Database.URL, cfg.Database.URL, privateNote(pg), d)
 }
 
 func privateNote(pg *pgboot.Database) string {
