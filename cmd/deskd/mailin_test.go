@@ -12,7 +12,6 @@ import (
 	"github.com/deskd/deskd/internal/testdb"
 )
 
-
 func TestImportReplayQuarantineAndInspect(t *testing.T) {
 	ctx := context.Background()
 	pool, url := testdb.NewWithURL(t)
