@@ -69,7 +69,7 @@ The database (--database-url; its name must contain "bench") is dropped and recr
 	fl.IntVar(&f.large, "large-attachments", 0, "how many of the messages carry a 25 MB attachment")
 	fl.IntVar(&f.idleSamples, "idle-samples", 50, "messages appended one by one (100 ms apart) to measure IDLE latency")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object instead of the summary")
-	fl.StringVar(&f.databaseURL, "database-url", benchDatabaseURL(),
+	fl.StringVar(&f.databaseURL, "database-url", pgboot.ThrowawayURL("bench"),
 		"PostgreSQL database to recreate (default: DATABASE_URL pointed at deskd_bench, or the local deskd_bench)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write the heap profile taken at the highest RSS to this file")
@@ -78,23 +78,6 @@ The database (--database-url; its name must contain "bench") is dropped and recr
 	fl.MarkHidden("cpuprofile")  //nolint:errcheck // the flag exists
 	fl.MarkHidden("memprofile")  //nolint:errcheck // the flag exists
 	return cmd
-}
-
-// benchDatabaseURL is DATABASE_URL, pointed at deskd_bench on the same server unless its database
-// name already says "bench" (bench drops it), or the local default.
-func benchDatabaseURL() string {
-	raw := os.Getenv("DATABASE_URL")
-	if raw == "" {
-		return "postgres://postgres@127.0.0.1:5432/deskd_bench?sslmode=disable"
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	if !strings.Contains(u.Path, "bench") {
-		u.Path = "/deskd_bench"
-	}
-	return u.String()
 }
 
 // benchResult is the --json output: one object.

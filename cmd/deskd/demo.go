@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -131,30 +130,12 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// demoDatabaseURL is DATABASE_URL or the local default. The demo's mailboxes live in memory, so
-// its database is recreated at every start; a DATABASE_URL naming a database without "demo" in
-// its name is pointed at deskd_demo on the same server instead, so real data is never dropped.
-func demoDatabaseURL() string {
-	raw := os.Getenv("DATABASE_URL")
-	if raw == "" {
-		return "postgres://postgres@127.0.0.1:5432/deskd_demo?sslmode=disable"
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	if !strings.Contains(u.Path, "demo") {
-		u.Path = "/deskd_demo"
-	}
-	return u.String()
-}
-
 func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
 	log, err := g.logger(nil)
 	if err != nil {
 		return err
 	}
-	pg, err := pgboot.EnsureFresh(ctx, demoDatabaseURL(), func(s string) { fmt.Fprintln(g.stderr, "demo:", s) })
+	pg, err := pgboot.EnsureFresh(ctx, pgboot.ThrowawayURL("demo"), func(s string) { fmt.Fprintln(g.stderr, "demo:", s) })
 	if err != nil {
 		return err
 	}

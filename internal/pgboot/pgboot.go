@@ -37,15 +37,30 @@ func (d *Database) Close() error {
 	return d.stop()
 }
 
-// Ensure returns a database at rawURL, creating the database when the server answers but lacks it.
-// When no server answers and initdb/pg_ctl are installed it starts a private cluster instead (log
-// says so through note). Otherwise the error says how to get PostgreSQL.
-func Ensure(ctx context.Context, rawURL string, note func(string)) (*Database, error) {
-	return ensure(ctx, rawURL, false, note)
+// ThrowawayURL is where a throwaway database for word ("demo", "bench") lives: the server of
+// DATABASE_URL (default 127.0.0.1:5432, user postgres) and, unless DATABASE_URL already names a
+// database containing word, the database deskd_<word>, so that a DATABASE_URL pointing at real data
+// is never the one EnsureFresh drops.
+func ThrowawayURL(word string) string {
+	raw := os.Getenv("DATABASE_URL")
+	if raw == "" {
+		return "postgres://postgres@127.0.0.1:5432/deskd_" + word + "?sslmode=disable"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if !strings.Contains(u.Path, word) {
+		u.Path = "/deskd_" + word
+	}
+	return u.String()
 }
 
-// EnsureFresh is Ensure that first drops the database, for throwaway state (the demo, benchmarks).
-// To protect real data it refuses a database whose name does not contain "demo" or "bench".
+// EnsureFresh returns a newly created, empty database at rawURL, for throwaway state (the demo,
+// benchmarks): it drops and recreates the database when the server answers. When no server answers
+// and initdb/pg_ctl are installed it starts a private cluster instead (note says so). Otherwise the
+// error says how to get PostgreSQL. To protect real data it refuses a database whose name does not
+// contain "demo" or "bench".
 func EnsureFresh(ctx context.Context, rawURL string, note func(string)) (*Database, error) {
 	return ensure(ctx, rawURL, true, note)
 }

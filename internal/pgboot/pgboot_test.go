@@ -11,7 +11,7 @@ import (
 	"github.com/deskd/deskd/internal/testdb"
 )
 
-func TestEnsureCreatesMissingDatabase(t *testing.T) {
+func TestEnsureFreshCreatesDatabase(t *testing.T) {
 	ctx := context.Background()
 	u, err := url.Parse(testdb.AdminURL())
 	if err != nil {
@@ -26,8 +26,8 @@ func TestEnsureCreatesMissingDatabase(t *testing.T) {
 	defer admin.Close(ctx)
 	admin.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
 	t.Cleanup(func() { admin.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`) })
-	for range 2 { // the second call finds it
-		d, err := Ensure(ctx, u.String(), func(s string) { t.Log(s) })
+	for range 2 { // the second call drops and recreates it
+		d, err := EnsureFresh(ctx, u.String(), func(s string) { t.Log(s) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func TestEnsureStartsPrivateClusterWhenNoServerAnswers(t *testing.T) {
 	ctx := context.Background()
 	port, _ := freePort() // nothing listens there
 	var notes []string
-	d, err := Ensure(ctx, "postgres://postgres@127.0.0.1:"+itoa(port)+"/deskd_demo?sslmode=disable", func(s string) { notes = append(notes, s) })
+	d, err := EnsureFresh(ctx, "postgres://postgres@127.0.0.1:"+itoa(port)+"/deskd_demo?sslmode=disable", func(s string) { notes = append(notes, s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,3 +69,18 @@ func TestEnsureStartsPrivateClusterWhenNoServerAnswers(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestThrowawayURLNeverPointsAtRealData(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	if got := ThrowawayURL("demo"); got != "postgres://postgres@127.0.0.1:5432/deskd_demo?sslmode=disable" {
+		t.Errorf("default: %s", got)
+	}
+	t.Setenv("DATABASE_URL", "postgres://u:p@db.internal:5433/production?sslmode=require")
+	if got := ThrowawayURL("bench"); got != "postgres://u:p@db.internal:5433/deskd_bench?sslmode=require" {
+		t.Errorf("real database renamed: %s", got)
+	}
+	t.Setenv("DATABASE_URL", "postgres://u@h/my_demo_db")
+	if got := ThrowawayURL("demo"); got != "postgres://u@h/my_demo_db" {
+		t.Errorf("demo database kept: %s", got)
+	}
+}
