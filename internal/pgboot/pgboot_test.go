@@ -17,7 +17,7 @@ func TestEnsureFreshCreatesDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := "deskd_pgboot_test"
+	name := "deskd_pgboot_bench_test"
 	u.Path = "/" + name
 	admin, err := pgx.Connect(ctx, testdb.AdminURL())
 	if err != nil {
@@ -26,6 +26,9 @@ func TestEnsureFreshCreatesDatabase(t *testing.T) {
 	defer admin.Close(ctx)
 	admin.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
 	t.Cleanup(func() { admin.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`) })
+	if _, err := EnsureFresh(ctx, "postgres://postgres@127.0.0.1:5432/production", func(string) {}); err == nil {
+		t.Error("EnsureFresh accepted a database without demo or bench in its name")
+	}
 	for range 2 { // the second call drops and recreates it
 		d, err := EnsureFresh(ctx, u.String(), func(s string) { t.Log(s) })
 		if err != nil {
