@@ -22,7 +22,7 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 		return StateDuplicate, "", fmt.Sprintf("same Message-ID and content as raw mail %d, already ingested", p.dupOf), nil
 	}
 	lk := storeLookup{st: tx.Store()}
-	d, err := thread.Decide(ctx, in.threadInput(m), in.threadOptions(), lk)
+	d, err := thread.Decide(ctx, in.threadInput(m), in.thread, lk)
 	if err != nil {
 		return "", "", "", fmt.Errorf("thread: %w", err)
 	}
@@ -63,7 +63,7 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 		return StateIngested, tk.Key, d.Reason, nil
 	}
 	q := in.route(r.Mailbox, m)
-	subj := subject.Clean(m.Subject, in.threadOptions().KeyPrefixes)
+	subj := subject.Clean(m.Subject, in.thread.KeyPrefixes)
 	if d.LinkTo != 0 {
 		// a follow-up of a closed ticket is about the same thing: keep its subject, not "Re: [KEY] …"
 		closed, err := tx.Store().Ticket(ctx, d.LinkTo)

@@ -57,8 +57,9 @@ type Options struct {
 
 // Ingester turns stored raw mail into ticket changes (DESIGN.md data flow, "ONE transaction").
 type Ingester struct {
-	svc  *tickets.Service
-	opts Options
+	svc    *tickets.Service
+	opts   Options
+	thread thread.Options // derived from opts once
 }
 
 // NewIngester returns an Ingester applying changes through svc.
@@ -78,7 +79,9 @@ func NewIngester(svc *tickets.Service, opts Options) (*Ingester, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Ingester{svc: svc, opts: opts}, nil
+	in := &Ingester{svc: svc, opts: opts}
+	in.thread = in.threadOptions()
+	return in, nil
 }
 
 // Outcome is what became of one raw mail.
@@ -461,7 +464,7 @@ func (in *Ingester) Inspect(ctx context.Context, raw []byte, lk thread.Lookup) (
 	if lk == nil {
 		lk = emptyLookup{}
 	}
-	d, err := thread.Decide(ctx, in.threadInput(p.msg), in.threadOptions(), lk)
+	d, err := thread.Decide(ctx, in.threadInput(p.msg), in.thread, lk)
 	if err != nil {
 		return nil, err
 	}
