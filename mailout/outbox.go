@@ -141,21 +141,7 @@ func (o *Outbox) Enqueue(ctx context.Context, tx pgx.Tx, m Mail) (id int64, queu
 	if err != nil {
 		return 0, false, fmt.Errorf("enqueue %s: %w", m.IdempotencyKey, err)
 	}
-	env := envelope{
-		messageID: o.messageID(m),
-		date:      now,
-		domain:    o.signer.Domain(),
-		replyTo:   m.ReplyTo,
-		to:        d.to,
-	}
-	mailFrom := m.From.Email
-	if m.TicketID > 0 {
-		// Bounces (RFC 3464) then carry the token back and thread to the ticket.
-		mailFrom = o.signer.ReplyAddress(m.From.Email, m.TicketID)
-		if env.replyTo.Email == "" {
-			env.replyTo = Address{Name: m.From.Name, Email: mailFrom}
-		}
-	}
+	env, mailFrom := o.envelope(m, d.to, now)
 	status := "pending"
 	if d.suppressed != "" {
 		status = "suppressed"
@@ -256,9 +242,22 @@ func (o *Outbox) Preview(m Mail) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := envelope{messageID: o.messageID(m), date: o.now(), domain: o.signer.Domain(), replyTo: m.ReplyTo, to: m.To}
-	if m.TicketID > 0 && env.replyTo.Email == "" {
-		env.replyTo = Address{Name: m.From.Name, Email: o.signer.ReplyAddress(m.From.Email, m.TicketID)}
-	}
+	env, _ := o.envelope(m, m.To, o.now())
 	return render(m, env)
+}
+
+// envelope fixes what an outbound mail carries besides its content: the Message-ID derived from its
+// idempotency key, the date, the recipients and, for ticket mail, the signed reply address as
+// envelope sender and default Reply-To, so that replies and bounces (RFC 3464) carry the token back
+// and thread to the ticket. It returns the envelope and the SMTP MAIL FROM address.
+func (o *Outbox) envelope(m Mail, to []Address, now time.Time) (envelope, string) {
+	env := envelope{messageID: o.messageID(m), date: now, domain: o.signer.Domain(), replyTo: m.ReplyTo, to: to}
+	mailFrom := m.From.Email
+	if m.TicketID > 0 {
+		mailFrom = o.signer.ReplyAddress(m.From.Email, m.TicketID)
+		if env.replyTo.Email == "" {
+			env.replyTo = Address{Name: m.From.Name, Email: mailFrom}
+		}
+	}
+	return env, mailFrom
 }
