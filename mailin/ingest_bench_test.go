@@ -3,7 +3,6 @@ package mailin_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -75,7 +74,7 @@ func benchNotifier(b *testing.B, signer *token.Signer) *notify.Notifier {
 		b.Fatal(err)
 	}
 	n, err := notify.New(notify.Options{
-		Outbox:    mailout.OutboxOptions{Signer: signer, MailOut: benchMailOut(), OwnAddresses: []string{"support@example.com"}},
+		Outbox:    mailout.OutboxOptions{Signer: signer, MailOut: config.Default().MailOut, OwnAddresses: []string{"support@example.com"}},
 		Templates: tpl,
 		Desk:      config.Desk{Name: "Bench Desk", Domain: deskDomain},
 		Queues: []config.Queue{{Name: "support", Addresses: []string{"support@example.com"}, KeyPrefix: "SD", Language: "en",
@@ -86,12 +85,4 @@ func benchNotifier(b *testing.B, signer *token.Signer) *notify.Notifier {
 		b.Fatal(err)
 	}
 	return n
-}
-
-func benchMailOut() config.MailOut {
-	m := config.Default().MailOut
-	if os.Getenv("DESKD_BENCH_NOGLOBAL") != "" {
-		m.GlobalPerHour = 0
-	}
-	return m
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,9 +66,14 @@ func TestImportReplayQuarantineAndInspect(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &q); code != 0 || err != nil || len(q) != 1 || !strings.Contains(q[0].Reason, "From") {
 		t.Fatalf("quarantine list: %d %v %s", code, err, out)
 	}
-	code, out, _ = deskd(t, ctx, "quarantine", "show", "1", "--config", cfg)
-	if code != 0 && !strings.Contains(out, "reason") {
-		t.Errorf("quarantine show: %d %s", code, out)
+	qid := fmt.Sprint(q[0].ID)
+	code, out, _ = deskd(t, ctx, "quarantine", "show", qid, "--config", cfg)
+	if code != 0 || !strings.Contains(out, "raw mail "+qid+": quarantined") || !strings.Contains(out, "reason: "+firstLine(q[0].Reason)) {
+		t.Errorf("quarantine show %s: %d %s", qid, code, out)
+	}
+	code, out, _ = deskd(t, ctx, "quarantine", "show", qid, "--raw", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "who sent this?") {
+		t.Errorf("quarantine show --raw: %d %q", code, out)
 	}
 	code, out, _ = deskd(t, ctx, "replay", "--all", "--json", "--config", cfg)
 	if code != 0 || !strings.Contains(out, `"quarantined": 1`) {
