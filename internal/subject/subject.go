@@ -253,7 +253,7 @@ func collapse(s string) string {
 // It returns "" when nothing is left.
 func Clean(s string, prefixes []string) string {
 	s = StripReplyPrefixes(s)
-	for range 8 {
+	for limit := len(s); limit > 0; limit-- { // every pass removes a key: it ends
 		key, ok := FindKey(s, prefixes)
 		if !ok {
 			break

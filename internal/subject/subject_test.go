@@ -171,7 +171,8 @@ func checkClean(t *testing.T, what, s string) {
 
 func FuzzSubject(f *testing.F) {
 	for _, seed := range []string{"Re: [SD-1042] VPN down", "AW: SD-1042: x", "[External] RE: Fwd: y", "Re[2]: z (fwd)",
-		"[Fwd: [SD-1] a]", "回复：打印机", "İLT: x", "[SD-1042]", "Re: SD-1042", "\xff\r\n", "[[SD-1]]", "[ SD-1 ]x"} {
+		"[Fwd: [SD-1] a]", "回复：打印机", "İLT: x", "[SD-1042]", "Re: SD-1042", "\xff\r\n", "[[SD-1]]", "[ SD-1 ]x",
+		strings.Repeat("[SD-7] ", 12) + "many keys"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -187,6 +188,11 @@ func FuzzSubject(f *testing.F) {
 		}
 		if key, ok := FindKey(out, testPrefixes); !ok || key != "SD-1042" {
 			t.Fatalf("FindKey(Outbound(%q)) = %q, %v", s, key, ok)
+		}
+		c := Clean(s, testPrefixes)
+		checkClean(t, "Clean", c)
+		if key, ok := FindKey(c, testPrefixes); ok && strings.Contains(strings.ToUpper(c), "["+key+"]") {
+			t.Fatalf("Clean(%q) = %q still carries [%s]", s, c, key)
 		}
 		if key, ok := FindKey(s, testPrefixes); ok {
 			p, n, pok := ParseKey(key)
