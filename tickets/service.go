@@ -59,9 +59,6 @@ func (s *Service) DB() DB { return s.pool }
 // Store returns a Store reading through the service's pool.
 func (s *Service) Store() *Store { return NewPoolStore(s.pool) }
 
-// Now returns the service clock's current time.
-func (s *Service) Now() time.Time { return s.opts.Now() }
-
 // Do runs fn in one transaction: every use case called on the Tx commits together or not at all.
 func (s *Service) Do(ctx context.Context, fn func(tx *Tx) error) error {
 	pgtx, err := s.pool.Begin(ctx)
@@ -506,15 +503,6 @@ func (t *Tx) RemoveWatcher(ctx context.Context, ticketID int64, email string, ac
 		return fmt.Errorf("%s does not watch %s: %w", email, tk.Key, ErrNotFound)
 	}
 	return t.record(ctx, Change{Ticket: tk, Before: tk, Event: Event{TicketID: ticketID, Actor: actor, Kind: EventWatcherRemoved, Before: email, Why: why}})
-}
-
-// RecordEvent appends an event written by another package (mailout, sla, mail-in classification)
-// inside this transaction. The Mailer is not called for it.
-func (t *Tx) RecordEvent(ctx context.Context, e Event) error {
-	if e.At.IsZero() {
-		e.At = t.now
-	}
-	return t.insertEvent(ctx, &e)
 }
 
 // update runs one field change: lock, mutate, persist, event, mail.

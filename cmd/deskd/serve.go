@@ -156,14 +156,10 @@ func (a *app) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pollers := make([]*mailin.Poller, 0, len(a.cfg.Mailboxes))
-	for _, mb := range a.cfg.Mailboxes {
-		pollers = append(pollers, mailin.NewPoller(a.pool, ing, mailin.MailboxConfig{Name: mb.Name, Host: mb.Host, Port: mb.Port,
-			TLS: mb.TLS, AllowInsecure: mb.AllowInsecure, InsecureSkipVerify: mb.InsecureSkipVerify, Auth: mb.Auth, User: mb.User,
-			Password: mb.Password, Folder: mb.Folder, ProcessedFolder: mb.ProcessedFolder},
-			mailin.PollerOptions{MaxMessageBytes: int64(a.cfg.MailIn.MaxMessageBytes), PollInterval: a.cfg.MailIn.PollInterval,
-				IdleRefresh: a.cfg.MailIn.IdleRefresh, ReconnectMin: a.cfg.MailIn.ReconnectMin, ReconnectMax: a.cfg.MailIn.ReconnectMax,
-				Log: a.log}))
+	mailboxes, pollOpts := mailin.PollersFromConfig(a.cfg, a.log)
+	pollers := make([]*mailin.Poller, 0, len(mailboxes))
+	for _, mb := range mailboxes {
+		pollers = append(pollers, mailin.NewPoller(a.pool, ing, mb, pollOpts))
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(ctx, a.cfg.HTTP.Listen, ops.Handler(a.pool, a.metrics), a.log) })

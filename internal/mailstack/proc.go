@@ -3,7 +3,6 @@ package mailstack
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -178,14 +176,4 @@ func tail(path string, max int64) string {
 		return fmt.Sprintf("(read log: %v)", err)
 	}
 	return string(buf)
-}
-
-// alive reports whether a process exists (and is not a zombie we can still
-// signal; zombies count as gone once their parent reaps them).
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
