@@ -67,7 +67,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
-func benchNotifier(b *testing.B, signer *token.Signer) *notify.Notifier {
+func benchNotifier(b testing.TB, signer *token.Signer) *notify.Notifier {
 	b.Helper()
 	tpl, err := templates.New(templates.Options{})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,70 +123,272 @@ func (o *Outbox) Domain() string { return o.signer.Domain() }
 // queued is true when this call wrote a row that the Sender will deliver; it is false when the mail
 // was suppressed by policy (the row then has status 'suppressed' and the ticket a mail_suppressed
 // event) and when a row with m.IdempotencyKey already existed (id is then that row's, and nothing is
-// written). The key is claimed with INSERT .. ON CONFLICT DO NOTHING, so concurrent callers with one
-// key write one row.
-//
-// The message is rendered here, once: its Message-ID is derived from the ticket's signed token and
-// the idempotency key, so a retry of the send (or of the whole use case) carries the identical
-// Message-ID. Recipients removed by policy are left out of the rendered To header.
-//
-// An invalid Mail yields an error wrapping ErrInvalidMail; database errors are returned wrapped and
-// leave tx to be rolled back by the caller.
+// written). It is EnqueueMany of one mail.
 func (o *Outbox) Enqueue(ctx context.Context, tx pgx.Tx, m Mail) (id int64, queued bool, err error) {
-	m, err = m.normalize()
+	res, err := o.EnqueueMany(ctx, tx, []Mail{m})
 	if err != nil {
 		return 0, false, err
 	}
+	return res[0].ID, res[0].Queued, nil
+}
+
+// Enqueued is what EnqueueMany did with one mail: the outbox row's id, and whether that row was
+// written by this call to be delivered (false: suppressed by policy, or the key already existed).
+type Enqueued struct {
+	ID     int64
+	Queued bool
+}
+
+// EnqueueMany writes ms as outbox rows inside tx, the caller's transaction, and returns one Enqueued
+// per mail, in order. The policy is applied to the mails in order, as if each were enqueued alone
+// after the previous ones (a mail counts against the rate limits of the mails after it), but with a
+// fixed number of statements for the whole slice: existing keys, undeliverable contacts, breakers and
+// rate counts are read once, the rows and their rate entries written with one statement each. Mail
+// that needs an event (suppressed, recipients dropped, a breaker tripped) costs statements of its own.
+//
+// Each key is claimed with INSERT .. ON CONFLICT DO NOTHING, so concurrent callers with one key write
+// one row; a key given twice in ms is written once. Every message is rendered here, once: its
+// Message-ID is derived from the ticket's signed token and the idempotency key, so a retry of the
+// send (or of the whole use case) carries the identical Message-ID. Recipients removed by policy are
+// left out of the rendered To header.
+//
+// An invalid Mail yields an error wrapping ErrInvalidMail and writes nothing; database errors are
+// returned wrapped and leave tx to be rolled back by the caller.
+func (o *Outbox) EnqueueMany(ctx context.Context, tx pgx.Tx, ms []Mail) ([]Enqueued, error) {
+	ms = slices.Clone(ms)
+	for i := range ms {
+		var err error
+		if ms[i], err = ms[i].normalize(); err != nil {
+			return nil, err
+		}
+	}
+	res := make([]Enqueued, 0, len(ms))
+	for len(res) < len(ms) {
+		part, err := o.enqueueUntilTrip(ctx, tx, ms[len(res):])
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, part...)
+	}
+	return res, nil
+}
+
+// enqueueUntilTrip enqueues the normalized mails ms up to and including the first that trips a loop
+// breaker (all of them when none does) and returns their results. A trip enqueues a notice to the
+// agents, which counts against the limits of the mails after it, so those are decided afresh.
+func (o *Outbox) enqueueUntilTrip(ctx context.Context, tx pgx.Tx, ms []Mail) ([]Enqueued, error) {
+	keys := make([]string, len(ms))
+	for i := range ms {
+		keys[i] = ms[i].IdempotencyKey
+	}
+	existing, err := existingKeys(ctx, tx, keys)
+	if err != nil {
+		return nil, err
+	}
+	// fresh[i]: mail i is the first with its key and no row has it yet; only those go through the policy.
+	fresh := make([]bool, len(ms))
+	first := make(map[string]int, len(ms))
+	for i, k := range keys {
+		if _, dup := first[k]; !dup && existing[k] == 0 {
+			fresh[i] = true
+		}
+		if _, dup := first[k]; !dup {
+			first[k] = i
+		}
+	}
 	now := o.now()
-	d, err := o.decide(ctx, tx, &m, now)
+	ds, err := o.decideMany(ctx, tx, ms, fresh, now)
 	if err != nil {
-		return 0, false, fmt.Errorf("enqueue %s: %w", m.IdempotencyKey, err)
+		return nil, fmt.Errorf("enqueue %s: %w", ms[0].IdempotencyKey, err)
 	}
-	env, mailFrom := o.envelope(m, d.to, now)
-	status := "pending"
-	if d.suppressed != "" {
-		status = "suppressed"
-		env.to = m.To
+	if k := slices.IndexFunc(ds, func(d decision) bool { return d.trip != "" }); k >= 0 {
+		ms, ds, keys, fresh = ms[:k+1], ds[:k+1], keys[:k+1], fresh[:k+1]
 	}
-	raw, err := render(m, env)
+	res := make([]Enqueued, len(ms))
+	var rows outboxRows
+	for i, m := range ms {
+		if !fresh[i] {
+			continue
+		}
+		d := ds[i]
+		env, mailFrom := o.envelope(m, d.to, now)
+		status := "pending"
+		if d.suppressed != "" {
+			status = "suppressed"
+			env.to = m.To
+		}
+		raw, err := render(m, env)
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", m.IdempotencyKey, err)
+		}
+		rows.add(i, m, env, mailFrom, raw, status, d.suppressed)
+	}
+	ids, err := rows.insert(ctx, tx, now, now.Add(o.limits.RetryDeadline))
 	if err != nil {
-		return 0, false, fmt.Errorf("render %s: %w", m.IdempotencyKey, err)
+		return nil, err
 	}
+	var rate rateRows
+	for j, i := range rows.index {
+		id := ids[rows.key[j]]
+		if id == 0 {
+			// Taken meanwhile by a concurrent transaction (our INSERT waited for its commit): nothing of ours was written.
+			fresh[i] = false
+			continue
+		}
+		res[i] = Enqueued{ID: id, Queued: rows.status[j] == "pending"}
+		if res[i].Queued && ms[i].automated() {
+			for _, e := range strings.Split(rows.rcpt[j], "\n") {
+				rate.add(id, e, rows.ticket[j])
+			}
+			o.global.add(1)
+		}
+	}
+	if err := rate.insert(ctx, tx, now); err != nil {
+		return nil, err
+	}
+	for i, m := range ms {
+		if fresh[i] {
+			if err := o.record(ctx, tx, res[i].ID, m, ds[i], now); err != nil {
+				return nil, fmt.Errorf("enqueue %s: %w", m.IdempotencyKey, err)
+			}
+		}
+	}
+	// Mail whose key existed before, or was taken meanwhile, or came twice: the row that has the key.
+	var missing []string
+	for i, k := range keys {
+		if res[i].ID != 0 {
+			continue
+		}
+		if id := existing[k]; id != 0 {
+			res[i].ID = id
+		} else if j := first[k]; res[j].ID != 0 && j != i {
+			res[i].ID = res[j].ID
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		if existing, err = existingKeys(ctx, tx, missing); err != nil {
+			return nil, err
+		}
+		for i, k := range keys {
+			if res[i].ID == 0 {
+				if res[i].ID = existing[k]; res[i].ID == 0 {
+					return nil, fmt.Errorf("read outbox row %s: %w", k, pgx.ErrNoRows)
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// existingKeys returns the outbox row id of each of keys that has one.
+func existingKeys(ctx context.Context, tx pgx.Tx, keys []string) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT idempotency_key, id FROM outbox WHERE idempotency_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox keys: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int64, len(keys))
+	for rows.Next() {
+		var k string
+		var id int64
+		if err := rows.Scan(&k, &id); err != nil {
+			return nil, fmt.Errorf("read outbox keys: %w", err)
+		}
+		out[k] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox keys: %w", err)
+	}
+	return out, nil
+}
+
+// outboxRows are the columns of the rows one EnqueueMany writes, one slice per column, for a single
+// INSERT .. SELECT FROM unnest(...).
+type outboxRows struct {
+	index                                             []int // position in the caller's slice
+	key, kind, messageID, mailFrom, rcpt, status, why []string
+	auto                                              []string
+	ticket                                            []*int64
+	raw                                               [][]byte
+}
+
+func (r *outboxRows) add(i int, m Mail, env envelope, mailFrom string, raw []byte, status, why string) {
 	var ticket *int64
 	if m.TicketID > 0 {
 		ticket = &m.TicketID
 	}
-	err = tx.QueryRow(ctx, `
+	r.index = append(r.index, i)
+	r.key = append(r.key, m.IdempotencyKey)
+	r.ticket = append(r.ticket, ticket)
+	r.kind = append(r.kind, m.Kind)
+	r.messageID = append(r.messageID, env.messageID)
+	r.mailFrom = append(r.mailFrom, mailFrom)
+	// Addresses never contain a line break (normalize), so one string carries the list.
+	r.rcpt = append(r.rcpt, strings.Join(emails(env.to), "\n"))
+	r.raw = append(r.raw, raw)
+	r.status = append(r.status, status)
+	r.why = append(r.why, why)
+	r.auto = append(r.auto, m.AutoSubmitted)
+}
+
+// insert writes the rows with one statement and returns the id of each key it wrote; a key taken by
+// another transaction meanwhile is absent.
+func (r *outboxRows) insert(ctx context.Context, tx pgx.Tx, now, deadline time.Time) (map[string]int64, error) {
+	out := make(map[string]int64, len(r.key))
+	if len(r.key) == 0 {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, `
 		INSERT INTO outbox (idempotency_key, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status,
 		                    next_attempt_at, deadline, last_error, created_at, auto_submitted)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $9, $12)
+		SELECT u.k, u.t, u.kind, u.mid, u.mf, string_to_array(u.rc, E'\n'), u.raw, u.st, $11, $12, u.why, $11, u.auto
+		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+		            $8::text[], $9::text[], $10::text[]) AS u(k, t, kind, mid, mf, rc, raw, st, why, auto)
 		ON CONFLICT (idempotency_key) DO NOTHING
-		RETURNING id`,
-		m.IdempotencyKey, ticket, m.Kind, env.messageID, mailFrom, emails(env.to), raw, status,
-		now, now.Add(o.limits.RetryDeadline), d.suppressed, m.AutoSubmitted,
-	).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// The key is taken: by a committed row, or by one our INSERT waited for. Either way it is
-		// visible now and nothing of ours was written.
-		if err := tx.QueryRow(ctx, `SELECT id FROM outbox WHERE idempotency_key = $1`, m.IdempotencyKey).Scan(&id); err != nil {
-			return 0, false, fmt.Errorf("read outbox row %s: %w", m.IdempotencyKey, err)
-		}
-		return id, false, nil
-	}
+		RETURNING idempotency_key, id`,
+		r.key, r.ticket, r.kind, r.messageID, r.mailFrom, r.rcpt, r.raw, r.status, r.why, r.auto, now, deadline)
 	if err != nil {
-		return 0, false, fmt.Errorf("insert outbox row %s: %w", m.IdempotencyKey, err)
+		return nil, fmt.Errorf("insert outbox rows: %w", err)
 	}
-	if status == "pending" && m.AutoSubmitted != "" {
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox_rate (outbox_id, email, ticket_id, created_at)
-			SELECT $1, e, $2, $3 FROM unnest($4::text[]) AS e`, id, ticket, now, emails(env.to)); err != nil {
-			return 0, false, fmt.Errorf("count %s for rate limits: %w", m.IdempotencyKey, err)
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var id int64
+		if err := rows.Scan(&k, &id); err != nil {
+			return nil, fmt.Errorf("insert outbox rows: %w", err)
 		}
-		o.global.add(1)
+		out[k] = id
 	}
-	if err := o.record(ctx, tx, id, m, d, now); err != nil {
-		return 0, false, fmt.Errorf("enqueue %s: %w", m.IdempotencyKey, err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert outbox rows %s: %w", r.key[0], err)
 	}
-	return id, status == "pending", nil
+	return out, nil
+}
+
+// rateRows are the outbox_rate entries of one EnqueueMany: one per recipient of each automated mail
+// that will be delivered.
+type rateRows struct {
+	id     []int64
+	email  []string
+	ticket []*int64
+}
+
+func (r *rateRows) add(id int64, email string, ticket *int64) {
+	r.id, r.email, r.ticket = append(r.id, id), append(r.email, email), append(r.ticket, ticket)
+}
+
+func (r *rateRows) insert(ctx context.Context, tx pgx.Tx, now time.Time) error {
+	if len(r.id) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox_rate (outbox_id, email, ticket_id, created_at)
+		SELECT u.id, u.email, u.t, $4 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, email, t)`,
+		r.id, r.email, r.ticket, now); err != nil {
+		return fmt.Errorf("count mail for rate limits: %w", err)
+	}
+	return nil
 }
 
 // messageID returns the canonical Message-ID (no angle brackets) for m: with a ticket, one carrying

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +34,8 @@ type decision struct {
 	tripAddrs  []string  // the recipients of the mail that made it trip
 }
 
-// decide applies the loop and flood policy (DESIGN.md invariant 5) to m inside tx:
+// decideMany applies the loop and flood policy (DESIGN.md invariant 5) inside tx to each mail i of ms
+// with use[i] set, in order, each mail counting against the limits of the mails after it:
 //
 //   - never to the desk's own addresses, to contacts marked undeliverable, or when the caller
 //     flagged the recipients as machines (m.Machine);
@@ -42,90 +44,149 @@ type decision struct {
 //     recipient over its limit is dropped from the mail). Human-authored mail is never rate limited.
 //
 // A per-ticket limit hit, or a per-recipient hit where that recipient's automated mail about this
-// ticket alone reached the limit within the hour, is a loop: decide asks for the breaker to trip.
-func (o *Outbox) decide(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time) (decision, error) {
-	var d decision
-	keep := make([]Address, 0, len(m.To))
-	for _, a := range m.To {
-		switch {
-		case o.own[baseAddress(a.Email)]:
-			d.dropped = append(d.dropped, a.Email+": the desk's own address")
-		case m.Machine != "":
-			d.dropped = append(d.dropped, a.Email+": recipient is a machine ("+m.Machine+")")
-		default:
-			keep = append(keep, a)
-		}
-	}
-	undeliverable, err := undeliverableContacts(ctx, tx, emails(keep))
-	if err != nil {
-		return d, err
-	}
-	d.to = keep[:0]
-	for _, a := range keep {
-		if why, ok := undeliverable[a.Email]; ok {
-			d.dropped = append(d.dropped, a.Email+": undeliverable ("+why+")")
+// ticket alone reached the limit within the hour, is a loop: the decision asks for the breaker to trip.
+func (o *Outbox) decideMany(ctx context.Context, tx pgx.Tx, ms []Mail, use []bool, now time.Time) ([]decision, error) {
+	ds := make([]decision, len(ms))
+	var all []string
+	for i := range ms {
+		if !use[i] {
 			continue
 		}
-		d.to = append(d.to, a)
-	}
-	if len(d.to) > 0 && m.automated() {
-		if err := o.limit(ctx, tx, m, now, &d); err != nil {
-			return d, err
+		m, d := &ms[i], &ds[i]
+		for _, a := range m.To {
+			switch {
+			case o.own[baseAddress(a.Email)]:
+				d.dropped = append(d.dropped, a.Email+": the desk's own address")
+			case m.Machine != "":
+				d.dropped = append(d.dropped, a.Email+": recipient is a machine ("+m.Machine+")")
+			default:
+				d.to = append(d.to, a)
+				all = append(all, a.Email)
+			}
 		}
 	}
-	if len(d.to) == 0 && d.suppressed == "" {
-		d.suppressed = "no deliverable recipient: " + strings.Join(d.dropped, "; ")
+	undeliverable, err := undeliverableContacts(ctx, tx, all)
+	if err != nil {
+		return nil, err
 	}
-	return d, nil
+	for i := range ds {
+		d := &ds[i]
+		keep := d.to[:0]
+		for _, a := range d.to {
+			if why, ok := undeliverable[a.Email]; ok {
+				d.dropped = append(d.dropped, a.Email+": undeliverable ("+why+")")
+				continue
+			}
+			keep = append(keep, a)
+		}
+		d.to = keep
+	}
+	if err := o.limitMany(ctx, tx, ms, use, ds, now); err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		if d := &ds[i]; use[i] && len(d.to) == 0 && d.suppressed == "" {
+			d.suppressed = "no deliverable recipient: " + strings.Join(d.dropped, "; ")
+		}
+	}
+	return ds, nil
 }
 
-// limit applies the breaker and the rate limits to automated mail.
-func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d *decision) error {
+// perTicketLimited reports whether the per-ticket limit and the loop breaker apply to m: automated
+// mail about an existing ticket, other than mailout's own notices.
+func (m *Mail) perTicketLimited() bool {
+	return m.automated() && m.TicketID > 0 && !m.noticeKind() && !m.NewTicket
+}
+
+// rateState is what limitMany knows of the last hour: read once from the database, then advanced by
+// each mail of the batch that will be sent.
+type rateState struct {
+	tripped   map[int64]time.Time      // ticket -> breaker tripped at (open breakers only)
+	perTicket map[int64]int            // ticket -> automated mails in the window
+	perRcpt   map[string]map[int64]int // recipient -> ticket (0: none) -> automated mails
+	global    int                      // automated mails in the window (-1: not read)
+}
+
+// limitMany applies the breaker and the rate limits to the automated mail among ms: the rows it needs
+// are read with one statement each, after the per-ticket and per-recipient advisory locks are taken
+// in one sorted pass (tickets first), so that two concurrent transactions cannot both see "9 of 10"
+// and both send, and cannot deadlock against each other.
+func (o *Outbox) limitMany(ctx context.Context, tx pgx.Tx, ms []Mail, use []bool, ds []decision, now time.Time) error {
 	since := now.Add(-rateWindow)
-	perTicket := m.TicketID > 0 && !m.noticeKind() && !m.NewTicket
-	if perTicket {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)`, lockClassTicket, m.TicketID); err != nil {
-			return fmt.Errorf("lock ticket rate: %w", err)
+	var (
+		ticketSet = map[int64]bool{}
+		rcptSet   = map[string]bool{}
+		automated bool
+	)
+	for i := range ms {
+		m := &ms[i]
+		if !use[i] || len(ds[i].to) == 0 || !m.automated() {
+			continue
 		}
-		var trippedAt time.Time
-		err := tx.QueryRow(ctx, `SELECT tripped_at FROM mail_breakers WHERE ticket_id = $1 AND tripped_at > $2`,
-			m.TicketID, now.Add(-o.cooldown)).Scan(&trippedAt)
-		switch {
-		case err == nil:
-			d.suppressed = fmt.Sprintf("loop breaker open since %s", trippedAt.UTC().Format(time.RFC3339))
-			return nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("read loop breaker: %w", err)
+		automated = true
+		if m.perTicketLimited() {
+			ticketSet[m.TicketID] = true
+		}
+		if o.limits.PerRecipientPerHour > 0 && !m.Internal {
+			for _, a := range ds[i].to {
+				rcptSet[a.Email] = true
+			}
+		}
+	}
+	if !automated {
+		return nil
+	}
+	st, err := o.readRates(ctx, tx, ticketSet, rcptSet, since, now)
+	if err != nil {
+		return err
+	}
+	for i := range ms {
+		m, d := &ms[i], &ds[i]
+		if !use[i] || len(d.to) == 0 || !m.automated() {
+			continue
+		}
+		o.limitOne(m, d, st, now)
+		if d.suppressed != "" {
+			continue
+		}
+		// this mail will be sent: it counts against the mails after it
+		st.global++
+		if m.TicketID > 0 {
+			st.perTicket[m.TicketID]++
+		}
+		for _, a := range d.to {
+			if st.perRcpt[a.Email] == nil {
+				st.perRcpt[a.Email] = map[int64]int{}
+			}
+			st.perRcpt[a.Email][m.TicketID]++
+		}
+	}
+	return nil
+}
+
+// limitOne decides one automated mail against the state of the window.
+func (o *Outbox) limitOne(m *Mail, d *decision, st *rateState, now time.Time) {
+	perTicket := m.perTicketLimited()
+	if perTicket {
+		if at, ok := st.tripped[m.TicketID]; ok {
+			d.suppressed = fmt.Sprintf("loop breaker open since %s", at.UTC().Format(time.RFC3339))
+			return
 		}
 		if lim := o.limits.PerTicketPerHour; lim > 0 {
-			var n int
-			if err := tx.QueryRow(ctx, `
-				SELECT count(*) FROM outbox
-				WHERE ticket_id = $1 AND created_at > $2 AND auto_submitted <> '' AND status <> 'suppressed'`,
-				m.TicketID, since).Scan(&n); err != nil {
-				return fmt.Errorf("count ticket mail: %w", err)
-			}
-			if n >= lim {
+			if n := st.perTicket[m.TicketID]; n >= lim {
 				d.suppressed = fmt.Sprintf("ticket rate limit: %d automated mails in the last hour (limit %d)", n, lim)
 				d.trip, d.tripCount, d.tripAddrs = d.suppressed, n, emails(d.to)
-				return nil
+				st.tripped[m.TicketID] = now
+				return
 			}
 		}
 	}
 	if lim := o.limits.PerRecipientPerHour; lim > 0 && !m.Internal {
-		// Sorted, so that two transactions locking the same recipients cannot deadlock.
-		sort.Slice(d.to, func(i, j int) bool { return d.to[i].Email < d.to[j].Email })
 		keep := d.to[:0]
 		for _, a := range d.to {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassRecipient, a.Email); err != nil {
-				return fmt.Errorf("lock recipient rate: %w", err)
-			}
-			var n, onTicket int
-			if err := tx.QueryRow(ctx, `
-				SELECT count(*), count(*) FILTER (WHERE ticket_id = $3) FROM outbox_rate
-				WHERE email = $1 AND created_at > $2`,
-				a.Email, since, m.TicketID).Scan(&n, &onTicket); err != nil {
-				return fmt.Errorf("count recipient mail: %w", err)
+			n, onTicket := 0, st.perRcpt[a.Email][m.TicketID]
+			for _, c := range st.perRcpt[a.Email] {
+				n += c
 			}
 			if n < lim {
 				keep = append(keep, a)
@@ -135,12 +196,90 @@ func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d
 			d.dropped = append(d.dropped, a.Email+": "+why)
 			if perTicket && onTicket >= lim && d.trip == "" {
 				d.trip, d.tripCount, d.tripAddrs = why, onTicket, []string{a.Email}
+				st.tripped[m.TicketID] = now
 			}
 		}
 		d.to = keep
 		if len(d.to) == 0 {
 			d.suppressed = strings.Join(d.dropped, "; ")
+			return
+		}
+	}
+	if lim := o.limits.GlobalPerHour; lim > 0 && st.global >= lim {
+		d.suppressed = fmt.Sprintf("global rate limit: %d automated mails in the last hour (limit %d)", st.global, lim)
+	}
+}
+
+// readRates locks the tickets' and recipients' rate limits (advisory locks, held to the end of the
+// transaction, taken in sorted order) and reads the window's breakers and counts.
+func (o *Outbox) readRates(ctx context.Context, tx pgx.Tx, ticketSet map[int64]bool, rcptSet map[string]bool, since, now time.Time) (*rateState, error) {
+	st := &rateState{tripped: map[int64]time.Time{}, perTicket: map[int64]int{}, perRcpt: map[string]map[int64]int{}}
+	ticketIDs := slices.Sorted(maps.Keys(ticketSet))
+	rcpts := slices.Sorted(maps.Keys(rcptSet))
+	if len(ticketIDs) > 0 {
+		// unnest returns the sorted array in order, so the locks are taken in that order
+		if _, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock($1, (t % 2147483647)::int)) FROM unnest($2::bigint[]) AS t`,
+			lockClassTicket, ticketIDs); err != nil {
+			return nil, fmt.Errorf("lock ticket rate: %w", err)
+		}
+		rows, err := tx.Query(ctx, `SELECT ticket_id, tripped_at FROM mail_breakers WHERE ticket_id = ANY($1) AND tripped_at > $2`,
+			ticketIDs, now.Add(-o.cooldown))
+		if err != nil {
+			return nil, fmt.Errorf("read loop breakers: %w", err)
+		}
+		if err := collect(rows, func(r pgx.Rows) error {
+			var id int64
+			var at time.Time
+			err := r.Scan(&id, &at)
+			st.tripped[id] = at
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("read loop breakers: %w", err)
+		}
+		if o.limits.PerTicketPerHour > 0 {
+			rows, err := tx.Query(ctx, `
+				SELECT ticket_id, count(*) FROM outbox
+				WHERE ticket_id = ANY($1) AND created_at > $2 AND auto_submitted <> '' AND status <> 'suppressed'
+				GROUP BY ticket_id`, ticketIDs, since)
+			if err != nil {
+				return nil, fmt.Errorf("count ticket mail: %w", err)
+			}
+			if err := collect(rows, func(r pgx.Rows) error {
+				var id int64
+				var n int
+				err := r.Scan(&id, &n)
+				st.perTicket[id] = n
+				return err
+			}); err != nil {
+				return nil, fmt.Errorf("count ticket mail: %w", err)
+			}
+		}
+	}
+	if len(rcpts) > 0 {
+		if _, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock($1, hashtext(e))) FROM unnest($2::text[]) AS e`,
+			lockClassRecipient, rcpts); err != nil {
+			return nil, fmt.Errorf("lock recipient rate: %w", err)
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT email, coalesce(ticket_id, 0), count(*) FROM outbox_rate
+			WHERE email = ANY($1) AND created_at > $2 GROUP BY email, ticket_id`, rcpts, since)
+		if err != nil {
+			return nil, fmt.Errorf("count recipient mail: %w", err)
+		}
+		if err := collect(rows, func(r pgx.Rows) error {
+			var e string
+			var id int64
+			var n int
+			if err := r.Scan(&e, &id, &n); err != nil {
+				return err
+			}
+			if st.perRcpt[e] == nil {
+				st.perRcpt[e] = map[int64]int{}
+			}
+			st.perRcpt[e][id] += n
 			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("count recipient mail: %w", err)
 		}
 	}
 	if lim := o.limits.GlobalPerHour; lim > 0 {
@@ -149,13 +288,22 @@ func (o *Outbox) limit(ctx context.Context, tx pgx.Tx, m *Mail, now time.Time, d
 		// replicas may overshoot it briefly.
 		n, err := o.global.count(ctx, tx, since, lim, now)
 		if err != nil {
+			return nil, err
+		}
+		st.global = n
+	}
+	return st, nil
+}
+
+// collect calls scan for every row and closes rows.
+func collect(rows pgx.Rows, scan func(pgx.Rows) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
 			return err
 		}
-		if n >= lim {
-			d.suppressed = fmt.Sprintf("global rate limit: %d automated mails in the last hour (limit %d)", n, lim)
-		}
 	}
-	return nil
+	return rows.Err()
 }
 
 // record writes what the policy decided for the freshly inserted outbox row id: a mail_suppressed
