@@ -258,6 +258,14 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 			}
 			outs = append(outs, out)
 		}
+		// The mail of all the transaction's changes, written with a few statements (in savepoint mode
+		// each message's mail was written inside its savepoint, so a failure there is its own).
+		if err := tx.FlushMail(ctx); err != nil {
+			if retryable(err) || ctx.Err() != nil {
+				return err
+			}
+			return fmt.Errorf("%w: %v", errRetryWithSavepoints, err)
+		}
 		return setStates(ctx, tx.PG(), outs, tx.Now())
 	})
 	return outs, err

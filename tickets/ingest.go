@@ -10,15 +10,20 @@ import (
 )
 
 // Savepoint runs fn inside a savepoint of this transaction. When fn fails, everything it wrote
-// (rows and events) is rolled back to the savepoint and the transaction stays usable, so one bad
-// message in a batch does not abort the others. Mail-in batches many messages into one commit this way.
+// (rows, events and the mail its changes caused, which is written before the savepoint is released)
+// is rolled back to the savepoint and the transaction stays usable, so one bad message in a batch
+// does not abort the others. Mail-in batches many messages into one commit this way.
 func (t *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
 	sp, err := t.tx.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin savepoint: %w", err)
 	}
 	child := &Tx{s: t.s, tx: sp, now: t.now}
-	if err := fn(child); err != nil {
+	err = fn(child)
+	if err == nil {
+		err = child.FlushMail(ctx)
+	}
+	if err != nil {
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return fmt.Errorf("%w (and roll back savepoint: %v)", err, rerr)
 		}

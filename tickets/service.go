@@ -10,13 +10,19 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/deskd/deskd/mailout"
 )
 
 // Mailer is told about every ticket change inside the use case's transaction, so that the mail the
 // change causes (acknowledgements, notifications) is written to the outbox in the same commit.
-// An error aborts the whole use case.
+// TicketChanged prepares that mail when the change happens, reading what it needs through tx, which
+// sees the change; the Tx gathers it and hands all of a transaction's mail to WriteMail once, just
+// before the commit, so a transaction of many changes writes its mail with a few statements. An error
+// from either aborts the whole use case.
 type Mailer interface {
-	TicketChanged(ctx context.Context, tx pgx.Tx, c Change) error
+	TicketChanged(ctx context.Context, tx pgx.Tx, c Change) ([]mailout.Mail, error)
+	WriteMail(ctx context.Context, tx pgx.Tx, mail []mailout.Mail) error
 }
 
 // Change describes one use case's effect, handed to the Mailer.
@@ -70,6 +76,9 @@ func (s *Service) Do(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if err := tx.FlushMail(ctx); err != nil {
+		return err
+	}
 	if err := pgtx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -98,6 +107,21 @@ type Tx struct {
 	tx     pgx.Tx
 	now    time.Time
 	events []Event
+	mail   []mailout.Mail // prepared by the Mailer, written by FlushMail
+}
+
+// FlushMail writes the mail the transaction's changes caused so far (Mailer.WriteMail). The Service
+// calls it before every commit; a caller that wants a failure to write mail told apart from the
+// failure of the commit calls it earlier.
+func (t *Tx) FlushMail(ctx context.Context) error {
+	if len(t.mail) == 0 {
+		return nil
+	}
+	if err := t.s.opts.Mailer.WriteMail(ctx, t.tx, t.mail); err != nil {
+		return fmt.Errorf("write mail: %w", err)
+	}
+	t.mail = t.mail[:0]
+	return nil
 }
 
 // PG returns the underlying transaction, so other stores (raw mail, outbox) join the same commit.
@@ -545,9 +569,11 @@ func (t *Tx) record(ctx context.Context, c Change) error {
 // notify hands a change whose event is written to the Mailer.
 func (t *Tx) notify(ctx context.Context, c Change) error {
 	if t.s.opts.Mailer != nil {
-		if err := t.s.opts.Mailer.TicketChanged(ctx, t.tx, c); err != nil {
-			return fmt.Errorf("enqueue mail for %s: %w", c.Ticket.Key, err)
+		mail, err := t.s.opts.Mailer.TicketChanged(ctx, t.tx, c)
+		if err != nil {
+			return fmt.Errorf("prepare mail for %s: %w", c.Ticket.Key, err)
 		}
+		t.mail = append(t.mail, mail...)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deskd/deskd/internal/testdb"
+	"github.com/deskd/deskd/mailout"
 	"github.com/deskd/deskd/tickets"
 )
 
@@ -328,36 +330,49 @@ func TestConcurrentCreationGivesDistinctKeys(t *testing.T) {
 	}
 }
 
-type failingMailer struct{}
+// failingMailer fails when the mail is prepared or, with atWrite, when it is written before commit.
+type failingMailer struct{ atWrite bool }
 
-func (failingMailer) TicketChanged(context.Context, pgx.Tx, tickets.Change) error {
-	return errors.New("smtp template exploded")
+func (f failingMailer) TicketChanged(context.Context, pgx.Tx, tickets.Change) ([]mailout.Mail, error) {
+	if f.atWrite {
+		return []mailout.Mail{{IdempotencyKey: "k"}}, nil
+	}
+	return nil, errors.New("smtp template exploded")
+}
+
+func (failingMailer) WriteMail(context.Context, pgx.Tx, []mailout.Mail) error {
+	return errors.New("outbox exploded")
 }
 
 func TestFailureHalfwayLeavesNoPartialRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, pool := newService(t, tickets.Options{Mailer: failingMailer{}})
-	_, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Ticket, error) {
-		tk, _, err := tx.Create(ctx, tickets.NewTicket{Prefix: "SD", Queue: "support", Kind: tickets.KindIncident,
-			Priority: tickets.P2, Requester: "x@example.com", Subject: "half",
-			Message: &tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
-				MessageID: "half@x", Attachments: []tickets.Attachment{{Filename: "a", Data: []byte("a")}}},
-			Watchers: []string{"w@example.com"}, Actor: requester})
-		return tk, err
-	})
-	if err == nil {
-		t.Fatal("create with a failing mailer succeeded")
-	}
-	for _, table := range []string{"tickets", "messages", "participants", "contacts", "attachments", "blobs", "events"} {
-		if n := countRows(t, pool, table); n != 0 {
-			t.Errorf("%s has %d rows after a failed use case, want 0", table, n)
+	var pool *pgxpool.Pool
+	for _, atWrite := range []bool{false, true} {
+		var svc *tickets.Service
+		svc, pool = newService(t, tickets.Options{Mailer: failingMailer{atWrite: atWrite}})
+		_, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Ticket, error) {
+			tk, _, err := tx.Create(ctx, tickets.NewTicket{Prefix: "SD", Queue: "support", Kind: tickets.KindIncident,
+				Priority: tickets.P2, Requester: "x@example.com", Subject: "half",
+				Message: &tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
+					MessageID: "half@x", Attachments: []tickets.Attachment{{Filename: "a", Data: []byte("a")}}},
+				Watchers: []string{"w@example.com"}, Actor: requester})
+			return tk, err
+		})
+		want := map[bool]string{false: "smtp template exploded", true: "write mail: outbox exploded"}[atWrite]
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("create with a mailer failing (atWrite=%v): %v, want %q", atWrite, err, want)
+		}
+		for _, table := range []string{"tickets", "messages", "participants", "contacts", "attachments", "blobs", "events"} {
+			if n := countRows(t, pool, table); n != 0 {
+				t.Errorf("atWrite=%v: %s has %d rows after a failed use case, want 0", atWrite, table, n)
+			}
 		}
 	}
 	// a failure after a successful use case inside the same Do also rolls both back
 	plain := tickets.NewService(pool, tickets.Options{})
 	tk := create(t, ctx, plain, "two steps")
-	err = plain.Do(ctx, func(tx *tickets.Tx) error {
+	err := plain.Do(ctx, func(tx *tickets.Tx) error {
 		if _, err := tx.ChangeStatus(ctx, tk.ID, tickets.StatusOpen, agent, ""); err != nil {
 			return err
 		}

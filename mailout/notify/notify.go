@@ -121,90 +121,100 @@ func New(o Options) (*Notifier, error) {
 // mail of their own in the same transactions.
 func (n *Notifier) Outbox() *mailout.Outbox { return n.outbox }
 
-// TicketChanged enqueues the mail that c causes, inside tx (tickets.Mailer). Changes that cause no
-// mail return nil. An error aborts the use case.
-func (n *Notifier) TicketChanged(ctx context.Context, tx pgx.Tx, c tickets.Change) error {
-	var err error
+// TicketChanged renders the mail that c causes, reading through tx (tickets.Mailer); WriteMail
+// enqueues it. Changes that cause no mail return none. An error aborts the use case.
+func (n *Notifier) TicketChanged(ctx context.Context, tx pgx.Tx, c tickets.Change) ([]mailout.Mail, error) {
+	var (
+		mail []mailout.Mail
+		err  error
+	)
 	switch c.Event.Kind {
 	case tickets.EventCreated:
-		err = n.created(ctx, tx, c)
+		mail, err = n.created(ctx, tx, c)
 	case tickets.EventMessage:
 		switch m := c.Message; {
 		case m == nil || m.Visibility != tickets.Public:
 		case m.Direction == tickets.Inbound && c.Event.Actor.Kind == tickets.ActorUser && m.Class == "normal":
-			err = n.requesterReplied(ctx, tx, c)
+			mail, err = n.requesterReplied(ctx, tx, c)
 		case m.Direction == tickets.Outbound && c.Event.Actor.Kind == tickets.ActorAgent:
-			err = n.agentReplied(ctx, tx, c)
+			mail, err = n.agentReplied(ctx, tx, c)
 		}
 	case tickets.EventStatus:
-		err = n.statusChanged(ctx, tx, c)
+		mail, err = n.statusChanged(ctx, tx, c)
 	}
 	if err != nil {
-		return fmt.Errorf("notify %s of %s: %w", c.Event.Kind, c.Ticket.Key, err)
+		return nil, fmt.Errorf("notify %s of %s: %w", c.Event.Kind, c.Ticket.Key, err)
 	}
-	return nil
+	return mail, nil
+}
+
+// WriteMail enqueues the mail of a transaction's changes in that transaction, with a few statements
+// for all of it (mailout.Outbox.EnqueueMany; tickets.Mailer).
+func (n *Notifier) WriteMail(ctx context.Context, tx pgx.Tx, mail []mailout.Mail) error {
+	_, err := n.outbox.EnqueueMany(ctx, tx, mail)
+	return err
 }
 
 // created sends the ack to the requester and agent_new to the queue's agents.
-func (n *Notifier) created(ctx context.Context, tx pgx.Tx, c tickets.Change) error {
+func (n *Notifier) created(ctx context.Context, tx pgx.Tx, c tickets.Change) ([]mailout.Mail, error) {
 	tc, err := n.load(ctx, tx, c)
 	if err != nil || tc == nil {
-		return err
+		return nil, err
 	}
 	tc.fresh = true
+	var out []mailout.Mail
 	if c.Event.Actor.Kind == tickets.ActorUser && c.Message != nil && c.Message.Direction == tickets.Inbound {
 		m, err := tc.toRequester(templates.Ack, fmt.Sprintf("ack:ticket:%d", c.Ticket.ID), "", mailout.AutoReplied)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if c.Message.Class != "normal" {
 			m.Machine = c.Message.Class
 		}
-		if err := tc.enqueue(ctx, tx, m); err != nil {
-			return err
-		}
+		out = append(out, m)
 	}
 	body := ""
 	if c.Message != nil {
 		body = visible(c.Message)
 	}
-	return tc.toAgents(ctx, tx, templates.AgentNew, fmt.Sprintf("agent_new:ticket:%d", c.Ticket.ID), body, tc.queue.Agents)
+	agents, err := tc.agentMails(templates.AgentNew, fmt.Sprintf("agent_new:ticket:%d", c.Ticket.ID), body, tc.queue.Agents)
+	return append(out, agents...), err
 }
 
 // requesterReplied tells the assignee, or the queue's agents, about the requester's reply.
-func (n *Notifier) requesterReplied(ctx context.Context, tx pgx.Tx, c tickets.Change) error {
+func (n *Notifier) requesterReplied(ctx context.Context, tx pgx.Tx, c tickets.Change) ([]mailout.Mail, error) {
 	tc, err := n.load(ctx, tx, c)
 	if err != nil || tc == nil {
-		return err
+		return nil, err
 	}
 	who := tc.queue.Agents
 	if c.Ticket.Assignee != "" {
 		who = []string{c.Ticket.Assignee}
 	}
-	return tc.toAgents(ctx, tx, templates.AgentReply, fmt.Sprintf("agent_reply:message:%d", c.Message.ID), visible(c.Message), who)
+	return tc.agentMails(templates.AgentReply, fmt.Sprintf("agent_reply:message:%d", c.Message.ID), visible(c.Message), who)
 }
 
 // agentReplied sends an agent's public reply to the requester and watchers, attachments included.
-func (n *Notifier) agentReplied(ctx context.Context, tx pgx.Tx, c tickets.Change) error {
+func (n *Notifier) agentReplied(ctx context.Context, tx pgx.Tx, c tickets.Change) ([]mailout.Mail, error) {
 	tc, err := n.load(ctx, tx, c)
 	if err != nil || tc == nil {
-		return err
+		return nil, err
 	}
 	m, err := tc.toRequester(templates.Reply, fmt.Sprintf("reply:message:%d", c.Message.ID), visible(c.Message), "")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	store := tickets.NewStore(tx)
 	for _, a := range c.Message.Attachments {
 		data := a.Data
 		if data == nil && a.SHA256 != nil {
 			if data, err = store.AttachmentData(ctx, a.SHA256); err != nil {
-				return fmt.Errorf("forward attachment %q: %w", a.Filename, err)
+				return nil, fmt.Errorf("forward attachment %q: %w", a.Filename, err)
 			}
 		}
 		m.Attachments = append(m.Attachments, mailout.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: data})
 	}
-	return tc.enqueue(ctx, tx, m)
+	return []mailout.Mail{m}, nil
 }
 
 // statusTemplates maps a new status to the mail telling the requester about it.
@@ -216,24 +226,24 @@ var statusTemplates = map[tickets.Status]string{
 }
 
 // statusChanged tells the requester about a status change they did not make themselves.
-func (n *Notifier) statusChanged(ctx context.Context, tx pgx.Tx, c tickets.Change) error {
+func (n *Notifier) statusChanged(ctx context.Context, tx pgx.Tx, c tickets.Change) ([]mailout.Mail, error) {
 	if c.Before == nil || c.Event.Actor.Kind == tickets.ActorUser {
-		return nil
+		return nil, nil
 	}
 	name, ok := statusTemplates[c.Ticket.Status]
 	if !ok || (c.Ticket.Status == tickets.StatusOpen && c.Before.Status == tickets.StatusNew) {
-		return nil
+		return nil, nil
 	}
 	tc, err := n.load(ctx, tx, c)
 	if err != nil || tc == nil {
-		return err
+		return nil, err
 	}
 	tc.view.OldStatus, tc.view.NewStatus = string(c.Before.Status), string(c.Ticket.Status)
 	m, err := tc.toRequester(name, fmt.Sprintf("status:event:%d", c.Event.ID), c.Event.Why, mailout.AutoGenerated)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return tc.enqueue(ctx, tx, m)
+	return []mailout.Mail{m}, nil
 }
 
 // NoticeMails composes the dead-letter or loop notice for the agents of the ticket's queue

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -155,8 +156,12 @@ func TestNewTicketFromPerson(t *testing.T) {
 	}
 	// Replaying the change enqueues nothing new.
 	err := pgx.BeginFunc(context.Background(), f.pool, func(tx pgx.Tx) error {
-		return f.n.TicketChanged(context.Background(), tx, tickets.Change{Ticket: tk, Event: tickets.Event{Kind: tickets.EventCreated, Actor: requester},
+		mail, err := f.n.TicketChanged(context.Background(), tx, tickets.Change{Ticket: tk, Event: tickets.Event{Kind: tickets.EventCreated, Actor: requester},
 			Message: &tickets.Message{ID: 1, Direction: tickets.Inbound, Class: "normal"}})
+		if err != nil || len(mail) == 0 {
+			return fmt.Errorf("replayed change: %d mails, %v", len(mail), err)
+		}
+		return f.n.WriteMail(context.Background(), tx, mail)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -217,26 +216,4 @@ func (tm *ticketMail) agentMails(name, key, body string, who []string) ([]mailou
 		})
 	}
 	return out, nil
-}
-
-// toAgents renders and enqueues the named mail for each agent in who.
-func (tm *ticketMail) toAgents(ctx context.Context, tx pgx.Tx, name, key, body string, who []string) error {
-	mails, err := tm.agentMails(name, key, body, who)
-	if err != nil {
-		return err
-	}
-	for _, m := range mails {
-		if err := tm.enqueue(ctx, tx, m); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// enqueue writes m to the outbox in tx.
-func (tm *ticketMail) enqueue(ctx context.Context, tx pgx.Tx, m mailout.Mail) error {
-	if _, _, err := tm.n.outbox.Enqueue(ctx, tx, m); err != nil {
-		return fmt.Errorf("enqueue %s: %w", m.Kind, err)
-	}
-	return nil
 }
