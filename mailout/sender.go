@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deskd/deskd/internal/config"
@@ -334,20 +335,15 @@ func equalJitter(d time.Duration) time.Duration {
 // record commits the outcome of one attempt. Every update is guarded by the attempt number, so a
 // sender whose lease was overtaken cannot overwrite the state written by the one that took over.
 func (s *Sender) record(ctx context.Context, r claimed, d delivery) error {
+	if d.accepted && len(d.refused) == 0 {
+		return s.recordSent(ctx, r)
+	}
 	now := s.now()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("record outbox %d: %w", r.id, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	if d.accepted && len(d.refused) == 0 {
-		// A plain "sent" needs no fsync of its own: losing it in a PostgreSQL crash only re-sends the
-		// mail with the same Message-ID, which is the at-least-once window documented above. Skipping
-		// the WAL flush per mail keeps the sender from competing with ingest for it.
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
-			return fmt.Errorf("record outbox %d: %w", r.id, err)
-		}
-	}
 	refused := make(map[string]bool, len(d.refused))
 	var notes []string
 	for _, f := range d.refused {
@@ -425,6 +421,31 @@ func (s *Sender) record(ctx context.Context, r claimed, d delivery) error {
 
 // refuse records recipients the server refused permanently: a mail_refused event on the ticket and,
 // when the refusal says the mailbox is gone, the contact marked undeliverable so that no more mail is
+// recordSent marks a row accepted by every recipient as sent: the transaction, its statements and
+// the commit go to PostgreSQL in one round trip (a pipeline). A plain "sent" needs no WAL flush of its
+// own: losing it in a PostgreSQL crash only re-sends the mail with the same Message-ID, which is the
+// at-least-once window documented above. Skipping the flush per mail keeps the sender from competing
+// with ingest for it.
+func (s *Sender) recordSent(ctx context.Context, r claimed) error {
+	now := s.now()
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`SET LOCAL synchronous_commit TO OFF`)
+	upd := b.Queue(`
+		UPDATE outbox SET status = 'sent', last_error = '', next_attempt_at = $3, rcpt_to = $4, sent_at = $3
+		WHERE id = $1 AND status = 'sending' AND attempts = $2`, r.id, r.attempts, now, r.rcptTo)
+	b.Queue(`COMMIT`)
+	var affected int64
+	upd.Exec(func(tag pgconn.CommandTag) error { affected = tag.RowsAffected(); return nil })
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("record outbox %d: %w", r.id, err)
+	}
+	if affected > 0 { // 0: another sender took the row over after our lease expired
+		s.outcome("sent")
+	}
+	return nil
+}
+
 // queued for it.
 func (s *Sender) refuse(ctx context.Context, tx pgx.Tx, r claimed, refused []rcptFailure, now time.Time) error {
 	for _, f := range refused {
