@@ -29,6 +29,7 @@ type benchFlags struct {
 	databaseURL                  string
 	cpuProfile, memProfile       string
 	pgActivity                   bool
+	sendAfterIngest              bool
 }
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -71,6 +72,8 @@ The database (--database-url; its name must contain "bench") is dropped and recr
 	fl.BoolVar(&f.json, "json", false, "print one JSON object instead of the summary")
 	fl.StringVar(&f.databaseURL, "database-url", pgboot.ThrowawayURL("bench"),
 		"PostgreSQL database to recreate (default: DATABASE_URL pointed at deskd_bench, or the local deskd_bench)")
+	fl.BoolVar(&f.sendAfterIngest, "send-after-ingest", false,
+		"hold the outbox sender until the bulk load is ingested: measures the ingest stage (acknowledgements still written in its transactions) without SMTP delivery competing for the CPU")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write the heap profile taken at the highest RSS to this file")
 	fl.BoolVar(&f.pgActivity, "pg-activity", false, "sample pg_stat_activity during ingest and print the busiest statements")
@@ -145,6 +148,7 @@ type benchConfigOut struct {
 	SMTPConnections     int    `json:"smtp_max_connections"`
 	RateLimitPerHour    int    `json:"rate_limit_per_hour"`
 	ProcessedFolder     string `json:"processed_folder"`
+	SendAfterIngest     bool   `json:"send_after_ingest"`
 }
 
 // benchEnv is what one run sets up: the database, the desk mailbox, the relay and deskd's config.
@@ -342,7 +346,8 @@ func configOut(f *benchFlags, cfg *config.Config) benchConfigOut {
 	return benchConfigOut{Messages: f.messages, Dovecot: f.dovecot, LargeAttachments: f.large, LargeAttachmentSize: largeAttachment,
 		IdleSamples: f.idleSamples, Seed: benchSeed, Database: dbName, MaxConns: cfg.Database.MaxConns,
 		MaxMessageBytes: int64(cfg.MailIn.MaxMessageBytes), IngestBatch: 200, SenderWorkers: cfg.MailOut.Workers,
-		SMTPConnections: cfg.SMTP.MaxConnections, RateLimitPerHour: benchRateLimit, ProcessedFolder: "Processed"}
+		SMTPConnections: cfg.SMTP.MaxConnections, RateLimitPerHour: benchRateLimit, ProcessedFolder: "Processed",
+		SendAfterIngest: f.sendAfterIngest}
 }
 
 // machineInfo describes the machine and the PostgreSQL server the figures were taken on.

@@ -79,6 +79,12 @@ func runPipeline(ctx context.Context, env *benchEnv, gen *benchGenerator, log *s
 		return err
 	}
 	defer a.close()
+	var releaseSender func()
+	if env.f.sendAfterIngest {
+		gate := make(chan struct{})
+		a.sendGate, releaseSender = gate, sync.OnceFunc(func() { close(gate) })
+		defer releaseSender()
+	}
 	obs := &observer{outcomes: map[string]int{}, bar: newProgress(status, "bench ingest", n)}
 	inner := a.ingestOpts.Observe
 	a.ingestOpts.Observe = func(mailbox, outcome string, latency time.Duration) {
@@ -126,6 +132,9 @@ func runPipeline(ctx context.Context, env *benchEnv, gen *benchGenerator, log *s
 	obs.bar = nil
 	obs.mu.Unlock()
 	pprof.StopCPUProfile()
+	if releaseSender != nil {
+		releaseSender()
+	}
 	res.IngestSeconds = last.Sub(start).Seconds()
 	res.IngestMsgsPerSec = float64(n) / res.IngestSeconds
 	res.CommitLatencyP50Ms, res.CommitLatencyP99Ms = percentileMs(lat, 50), percentileMs(lat, 99)

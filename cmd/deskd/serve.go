@@ -55,6 +55,8 @@ type app struct {
 	tickets    *tickets.Service
 	notifier   *notify.Notifier
 	ingestOpts mailin.Options
+	// sendGate, when set, holds the outbox sender until it is closed (deskd bench --send-after-ingest).
+	sendGate <-chan struct{}
 }
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT says otherwise: large
@@ -163,7 +165,16 @@ func (a *app) run(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(ctx, a.cfg.HTTP.Listen, ops.Handler(a.pool, a.metrics), a.log) })
-	g.Go(func() error { return sender.Run(ctx) })
+	g.Go(func() error {
+		if a.sendGate != nil {
+			select {
+			case <-a.sendGate:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		return sender.Run(ctx)
+	})
 	for _, p := range pollers {
 		g.Go(func() error { return p.Run(ctx) })
 	}
