@@ -81,7 +81,10 @@ type newMessage struct {
 	size int64
 }
 
-// fetchNew stores, ingests and flags every message above the checkpoint, chunk by chunk.
+// fetchNew stores, ingests and flags every message above the checkpoint, chunk by chunk. The next
+// chunk is fetched and stored while the current one is ingested (the IMAP connection and the
+// database work at once); a chunk is flagged once it is ingested, after the next one is stored.
+// Every step is durable before the next depends on it, so the overlap changes nothing on a crash.
 func (s *imapSession) fetchNew(ctx context.Context) error {
 	select { // an EXISTS from now on means another round
 	case <-s.exists:
@@ -91,6 +94,7 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var prev *ingestRun
 	for len(msgs) > 0 {
 		n, bytes := 0, int64(0)
 		for n < len(msgs) && n < chunkMessages {
@@ -104,12 +108,63 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 			bytes += size
 			n++
 		}
-		if err := s.syncChunk(ctx, msgs[:n]); err != nil {
+		ids, err := s.storeNew(ctx, msgs[:n])
+		if err == nil && prev != nil {
+			err = s.finishChunk(ctx, prev)
+		}
+		if err != nil {
+			if prev != nil {
+				<-prev.done // never leave an ingest running behind a failed session
+			}
 			return err
 		}
+		prev = s.startIngest(ctx, ids)
 		msgs = msgs[n:]
 	}
+	if prev != nil {
+		return s.finishChunk(ctx, prev)
+	}
 	return nil
+}
+
+// ingestRun is the ingest of one stored chunk, running while the next chunk is fetched.
+type ingestRun struct {
+	ids     []int64 // the chunk's raw mail
+	started time.Time
+	done    chan struct{}
+	outs    []Outcome
+	err     error
+}
+
+func (s *imapSession) startIngest(ctx context.Context, ids []int64) *ingestRun {
+	r := &ingestRun{ids: ids, started: time.Now(), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.outs, r.err = s.p.ing.ProcessPending(ctx, s.p.mb.Name)
+	}()
+	return r
+}
+
+// finishChunk waits for a chunk's ingest and flags (and moves) what it processed.
+func (s *imapSession) finishChunk(ctx context.Context, r *ingestRun) error {
+	<-r.done
+	if r.err != nil {
+		return fmt.Errorf("ingest: %w", r.err)
+	}
+	s.p.failpoint(FailAfterCommit)
+	flagged := time.Now()
+	defer func() {
+		s.p.log.Debug("chunk ingested", "messages", len(r.ids), "ingest", flagged.Sub(r.started), "flag", time.Since(flagged))
+	}()
+	ids := r.ids
+	for _, o := range r.outs {
+		ids = append(ids, o.RawID)
+	}
+	uids, err := s.p.processedUIDs(ctx, `id = ANY($3)`, s.uidValidity, ids)
+	if err != nil {
+		return err
+	}
+	return s.markDone(ctx, uids)
 }
 
 // listNew returns the UIDs above the checkpoint with their sizes, in UID order. The answer is
@@ -143,9 +198,9 @@ func (s *imapSession) listNew(ctx context.Context) ([]newMessage, error) {
 	return out, nil
 }
 
-// syncChunk fetches the chunk's bodies (BODY.PEEK[] leaves \Seen alone, RFC 3501 §6.4.5), stores
-// them with the advanced checkpoint in one transaction, then ingests and flags them.
-func (s *imapSession) syncChunk(ctx context.Context, chunk []newMessage) error {
+// storeNew fetches the chunk's bodies (BODY.PEEK[] leaves \Seen alone, RFC 3501 §6.4.5) and stores
+// them with the advanced checkpoint in one transaction; it returns their raw mail ids.
+func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64, error) {
 	start := time.Now()
 	var want imap.UIDSet
 	for _, m := range chunk {
@@ -160,7 +215,7 @@ func (s *imapSession) syncChunk(ctx context.Context, chunk []newMessage) error {
 		bufs, err := s.c.Fetch(want, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
 		done()
 		if err != nil {
-			return fmt.Errorf("fetch messages %s: %w", want, err)
+			return nil, fmt.Errorf("fetch messages %s: %w", want, err)
 		}
 		for _, b := range bufs {
 			if raw := b.FindBodySection(section); raw != nil {
@@ -186,30 +241,12 @@ func (s *imapSession) syncChunk(ctx context.Context, chunk []newMessage) error {
 	stored := time.Now()
 	ids, err := s.p.storeChunk(ctx, s.uidValidity, raws, upTo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.lastUID = upTo
+	s.p.log.Debug("chunk stored", "messages", len(chunk), "up_to_uid", upTo, "fetch", stored.Sub(start), "store", time.Since(stored))
 	s.p.failpoint(FailAfterStore)
-
-	ingested := time.Now()
-	outs, err := s.p.ing.ProcessPending(ctx, s.p.mb.Name)
-	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
-	}
-	s.p.failpoint(FailAfterCommit)
-	flagged := time.Now()
-	defer func() {
-		s.p.log.Debug("chunk synced", "messages", len(chunk), "up_to_uid", upTo, "fetch", stored.Sub(start),
-			"store", ingested.Sub(stored), "ingest", flagged.Sub(ingested), "flag", time.Since(flagged))
-	}()
-	for _, o := range outs {
-		ids = append(ids, o.RawID)
-	}
-	uids, err := s.p.processedUIDs(ctx, `id = ANY($3)`, s.uidValidity, ids)
-	if err != nil {
-		return err
-	}
-	return s.markDone(ctx, uids)
+	return ids, nil
 }
 
 // storeChunk stores raws and advances the checkpoint to upTo in one transaction: once it commits,
