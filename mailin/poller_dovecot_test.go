@@ -171,4 +171,8 @@ func TestPollerDovecot(t *testing.T) {
 		t.Parallel()
 		pollerProcessedFolder(t, startDovecot(t), true)
 	})
+	t.Run("Backlog", func(t *testing.T) {
+		t.Parallel()
+		pollerBacklog(t, startDovecot(t), false)
+	})
 }

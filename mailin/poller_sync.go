@@ -156,10 +156,24 @@ func (s *imapSession) finishChunk(ctx context.Context, r *ingestRun) error {
 	defer func() {
 		s.p.log.Debug("chunk ingested", "messages", len(r.ids), "ingest", flagged.Sub(r.started), "flag", time.Since(flagged))
 	}()
-	ids := r.ids
-	for _, o := range r.outs {
-		ids = append(ids, o.RawID)
+	// The ingest may also have taken the next chunk, stored meanwhile: its messages are flagged and
+	// moved now, and not again with their own chunk (a MOVE of UIDs no longer in the folder is
+	// answered with an empty COPYUID by some servers).
+	var ids []int64
+	marked := make(map[int64]bool, len(r.ids)+len(r.outs))
+	for _, id := range r.ids {
+		if !s.marked[id] {
+			ids = append(ids, id)
+			marked[id] = true
+		}
 	}
+	for _, o := range r.outs {
+		if !s.marked[o.RawID] && !marked[o.RawID] {
+			ids = append(ids, o.RawID)
+			marked[o.RawID] = true
+		}
+	}
+	s.marked = marked
 	uids, err := s.p.processedUIDs(ctx, `id = ANY($3)`, s.uidValidity, ids)
 	if err != nil {
 		return err

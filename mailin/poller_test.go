@@ -372,6 +372,42 @@ func pollerProcessedFolder(t *testing.T, h *pollHarness, disableMove bool) {
 	h.assertExactlyOnce(4)
 }
 
+// pollerBacklog starts a poller on a folder holding several chunks of mail: each chunk is fetched
+// while the one before is ingested, and every message must end up \Seen in the processed folder,
+// exactly once, without the session failing on the way (a message the previous chunk's ingest took
+// along must not be moved a second time).
+func pollerBacklog(t *testing.T, h *pollHarness, disableMove bool) {
+	const n = 350 // four chunks
+	for range n {
+		h.mail.appendMsg(t, h.folder, h.newMail(""))
+	}
+	mb := h.mailbox()
+	mb.ProcessedFolder = "Processed"
+	logs := &logBuffer{}
+	o := pollOptions(logs.logger())
+	o.DisableMove = disableMove
+	h.start(mb, o)
+	h.waitTickets(n, 60*time.Second)
+	h.waitAllSeen("Processed", n)
+	if left := len(h.mail.messages(t, h.folder)); left != 0 {
+		t.Errorf("%d messages left in the folder, want 0", left)
+	}
+	h.assertExactlyOnce(n)
+	if strings.Contains(logs.String(), "session failed") {
+		t.Errorf("the poller's session failed on the way:\n%s", logs.String())
+	}
+}
+
+func TestPollerBacklog(t *testing.T) {
+	t.Parallel()
+	for _, disableMove := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disableMove=%v", disableMove), func(t *testing.T) {
+			t.Parallel()
+			pollerBacklog(t, newPollHarness(t, startMemmail(t)), disableMove)
+		})
+	}
+}
+
 func TestPollerMoveToProcessedFolder(t *testing.T) {
 	t.Parallel()
 	pollerProcessedFolder(t, newPollHarness(t, startMemmail(t)), false)
