@@ -288,20 +288,22 @@ func existingKeys(ctx context.Context, tx pgx.Tx, keys []string) (map[string]int
 	if err != nil {
 		return nil, fmt.Errorf("read outbox keys: %w", err)
 	}
-	defer rows.Close()
 	out := make(map[string]int64, len(keys))
-	for rows.Next() {
-		var k string
-		var id int64
-		if err := rows.Scan(&k, &id); err != nil {
-			return nil, fmt.Errorf("read outbox keys: %w", err)
-		}
-		out[k] = id
-	}
-	if err := rows.Err(); err != nil {
+	if err := keyIDs(rows, out); err != nil {
 		return nil, fmt.Errorf("read outbox keys: %w", err)
 	}
 	return out, nil
+}
+
+// keyIDs reads rows of (idempotency_key, id) into out and closes rows.
+func keyIDs(rows pgx.Rows, out map[string]int64) error {
+	return collect(rows, func(r pgx.Rows) error {
+		var k string
+		var id int64
+		err := r.Scan(&k, &id)
+		out[k] = id
+		return err
+	})
 }
 
 // outboxRows are the columns of the rows one EnqueueMany writes, one slice per column, for a single
@@ -352,16 +354,7 @@ func (r *outboxRows) insert(ctx context.Context, tx pgx.Tx, now, deadline time.T
 	if err != nil {
 		return nil, fmt.Errorf("insert outbox rows: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		var id int64
-		if err := rows.Scan(&k, &id); err != nil {
-			return nil, fmt.Errorf("insert outbox rows: %w", err)
-		}
-		out[k] = id
-	}
-	if err := rows.Err(); err != nil {
+	if err := keyIDs(rows, out); err != nil {
 		return nil, fmt.Errorf("insert outbox rows %s: %w", r.key[0], err)
 	}
 	return out, nil
