@@ -187,14 +187,10 @@ func (o *Outbox) enqueueUntilTrip(ctx context.Context, tx pgx.Tx, ms []Mail) ([]
 	}
 	// fresh[i]: mail i is the first with its key and no row has it yet; only those go through the policy.
 	fresh := make([]bool, len(ms))
-	first := make(map[string]int, len(ms))
+	seen := make(map[string]bool, len(ms))
 	for i, k := range keys {
-		if _, dup := first[k]; !dup && existing[k] == 0 {
-			fresh[i] = true
-		}
-		if _, dup := first[k]; !dup {
-			first[k] = i
-		}
+		fresh[i] = !seen[k] && existing[k] == 0
+		seen[k] = true
 	}
 	now := o.now()
 	ds, err := o.decideMany(ctx, tx, ms, fresh, now)
@@ -237,8 +233,8 @@ func (o *Outbox) enqueueUntilTrip(ctx context.Context, tx pgx.Tx, ms []Mail) ([]
 		}
 		res[i] = Enqueued{ID: id, Queued: rows.status[j] == "pending"}
 		if res[i].Queued && ms[i].automated() {
-			for _, e := range strings.Split(rows.rcpt[j], "\n") {
-				rate.add(id, e, rows.ticket[j])
+			for _, a := range ds[i].to {
+				rate.add(id, a.Email, rows.ticket[j])
 			}
 			o.global.add(1)
 		}
@@ -253,29 +249,23 @@ func (o *Outbox) enqueueUntilTrip(ctx context.Context, tx pgx.Tx, ms []Mail) ([]
 			}
 		}
 	}
-	// Mail whose key existed before, or was taken meanwhile, or came twice: the row that has the key.
+	// Mail whose key existed before, was taken meanwhile or came twice: the row that has the key now.
 	var missing []string
 	for i, k := range keys {
-		if res[i].ID != 0 {
-			continue
-		}
-		if id := existing[k]; id != 0 {
-			res[i].ID = id
-		} else if j := first[k]; res[j].ID != 0 && j != i {
-			res[i].ID = res[j].ID
-		} else {
+		if res[i].ID == 0 {
 			missing = append(missing, k)
 		}
 	}
-	if len(missing) > 0 {
-		if existing, err = existingKeys(ctx, tx, missing); err != nil {
-			return nil, err
-		}
-		for i, k := range keys {
-			if res[i].ID == 0 {
-				if res[i].ID = existing[k]; res[i].ID == 0 {
-					return nil, fmt.Errorf("read outbox row %s: %w", k, pgx.ErrNoRows)
-				}
+	if len(missing) == 0 {
+		return res, nil
+	}
+	if existing, err = existingKeys(ctx, tx, missing); err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		if res[i].ID == 0 {
+			if res[i].ID = existing[k]; res[i].ID == 0 {
+				return nil, fmt.Errorf("read outbox row %s: %w", k, pgx.ErrNoRows)
 			}
 		}
 	}
