@@ -116,10 +116,16 @@ type prepared struct {
 // with FOR UPDATE SKIP LOCKED and skips any that are no longer pending, so concurrent callers and
 // replicas never process one message twice.
 func (in *Ingester) ProcessPending(ctx context.Context, mailbox string) ([]Outcome, error) {
+	return in.processPendingUpTo(ctx, mailbox, 0)
+}
+
+// processPendingUpTo is ProcessPending for the raw mail with ids up to upTo (0: no bound): the
+// poller ingests what it stored so far while the next chunk is being stored.
+func (in *Ingester) processPendingUpTo(ctx context.Context, mailbox string, upTo int64) ([]Outcome, error) {
 	var all []Outcome
 	after := int64(0)
 	for {
-		outs, last, err := in.processBatch(ctx, mailbox, after)
+		outs, last, err := in.processBatch(ctx, mailbox, after, upTo)
 		if err != nil {
 			return all, err
 		}
@@ -133,8 +139,8 @@ func (in *Ingester) ProcessPending(ctx context.Context, mailbox string) ([]Outco
 
 // processBatch handles the next batch of pending mail with ids above after and returns its outcomes
 // and the highest id it looked at (0 when there was nothing left).
-func (in *Ingester) processBatch(ctx context.Context, mailbox string, after int64) ([]Outcome, int64, error) {
-	raws, err := loadPending(ctx, in.svc.DB(), mailbox, after, in.opts.BatchSize, in.opts.BatchBytes)
+func (in *Ingester) processBatch(ctx context.Context, mailbox string, after, upTo int64) ([]Outcome, int64, error) {
+	raws, err := loadPending(ctx, in.svc.DB(), mailbox, after, upTo, in.opts.BatchSize, in.opts.BatchBytes)
 	if err != nil || len(raws) == 0 {
 		return nil, 0, err
 	}
@@ -289,12 +295,12 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
-// loadPending reads the next pending messages (ids above after) without locking them: at most
-// limit messages and maxBytes of raw mail (but always one).
-func loadPending(ctx context.Context, q tickets.DB, mailbox string, after int64, limit int, maxBytes int64) ([]*RawMail, error) {
+// loadPending reads the next pending messages (ids above after, and up to upTo unless it is 0)
+// without locking them: at most limit messages and maxBytes of raw mail (but always one).
+func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo int64, limit int, maxBytes int64) ([]*RawMail, error) {
 	rows, err := q.Query(ctx, `SELECT id, size FROM raw_mails
-		WHERE state = 'pending' AND id > $1 AND ($2 = '' OR mailbox = $2)
-		ORDER BY id LIMIT $3`, after, mailbox, limit)
+		WHERE state = 'pending' AND id > $1 AND ($2 = '' OR mailbox = $2) AND ($4 = 0 OR id <= $4)
+		ORDER BY id LIMIT $3`, after, mailbox, limit, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("list pending mail: %w", err)
 	}

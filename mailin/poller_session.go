@@ -26,8 +26,6 @@ type imapSession struct {
 	canMove     bool   // RFC 6851
 	canUIDPlus  bool   // RFC 4315
 	canIdle     bool   // RFC 2177
-	// marked holds the raw mail the last finished chunk flagged, so the next chunk does not flag it again.
-	marked map[int64]bool
 }
 
 // session runs one connection: log in, select, recover, then fetch and wait until an error or ctx

@@ -136,11 +136,19 @@ type ingestRun struct {
 	err     error
 }
 
+// startIngest ingests the pending mail up to the chunk's last raw mail, so the ingest never takes
+// along the next chunk, which is stored meanwhile and flagged with its own.
 func (s *imapSession) startIngest(ctx context.Context, ids []int64) *ingestRun {
 	r := &ingestRun{ids: ids, started: time.Now(), done: make(chan struct{})}
+	upTo := int64(-1) // a chunk of only vanished messages: nothing new to ingest
+	if len(ids) > 0 {
+		upTo = slices.Max(ids)
+	}
 	go func() {
 		defer close(r.done)
-		r.outs, r.err = s.p.ing.ProcessPending(ctx, s.p.mb.Name)
+		if upTo > 0 {
+			r.outs, r.err = s.p.ing.processPendingUpTo(ctx, s.p.mb.Name, upTo)
+		}
 	}()
 	return r
 }
@@ -156,24 +164,10 @@ func (s *imapSession) finishChunk(ctx context.Context, r *ingestRun) error {
 	defer func() {
 		s.p.log.Debug("chunk ingested", "messages", len(r.ids), "ingest", flagged.Sub(r.started), "flag", time.Since(flagged))
 	}()
-	// The ingest may also have taken the next chunk, stored meanwhile: its messages are flagged and
-	// moved now, and not again with their own chunk (a MOVE of UIDs no longer in the folder is
-	// answered with an empty COPYUID by some servers).
-	var ids []int64
-	marked := make(map[int64]bool, len(r.ids)+len(r.outs))
-	for _, id := range r.ids {
-		if !s.marked[id] {
-			ids = append(ids, id)
-			marked[id] = true
-		}
-	}
+	ids := r.ids
 	for _, o := range r.outs {
-		if !s.marked[o.RawID] && !marked[o.RawID] {
-			ids = append(ids, o.RawID)
-			marked[o.RawID] = true
-		}
+		ids = append(ids, o.RawID)
 	}
-	s.marked = marked
 	uids, err := s.p.processedUIDs(ctx, `id = ANY($3)`, s.uidValidity, ids)
 	if err != nil {
 		return err
