@@ -113,6 +113,7 @@ type benchResult struct {
 	MailsSent              int            `json:"mails_sent"`
 	OutboxDrainSeconds     float64        `json:"outbox_drain_seconds"`
 	SendMsgsPerSec         float64        `json:"send_msgs_per_sec"`
+	CPU                    *benchCPU      `json:"cpu,omitempty"` // during the bulk ingest; absent without /proc
 	Generated              genStats       `json:"generated"`
 	Machine                benchMachine   `json:"machine"`
 	Config                 benchConfigOut `json:"config"`

@@ -112,6 +112,7 @@ func runPipeline(ctx context.Context, env *benchEnv, gen *benchGenerator, log *s
 	runCtx, stop := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	start := time.Now()
+	cpuStart := takeCPUSnapshot()
 	go func() { errc <- a.run(runCtx) }()
 	defer func() {
 		stop()
@@ -124,6 +125,7 @@ func runPipeline(ctx context.Context, env *benchEnv, gen *benchGenerator, log *s
 	if err := waitUntil(ctx, errc, ingestBudget, "every message ingested", func() bool { return obs.count() >= n }); err != nil {
 		return err
 	}
+	res.CPU = cpuBetween(cpuStart, takeCPUSnapshot(), n, runtime.NumCPU())
 	obs.mu.Lock()
 	last := obs.at[n-1]
 	lat := slices.Clone(obs.latency[:n])
@@ -349,8 +351,15 @@ func printBench(w io.Writer, r *benchResult) {
 			r.IdleCommitLatencyP99Ms, r.IdleSamples)
 		fmt.Fprintf(w, "  IDLE arrival -> ack     p50 %.0f ms, p99 %.0f ms\n", r.AckLatencyP50Ms, r.AckLatencyP99Ms)
 	}
-	fmt.Fprintf(w, "  peak RSS                %s (before ingest %s; peak Go heap %s)\n\n", mb(r.PeakRSSBytes),
+	fmt.Fprintf(w, "  peak RSS                %s (before ingest %s; peak Go heap %s)\n", mb(r.PeakRSSBytes),
 		mb(r.RSSBeforeIngestBytes), mb(int64(r.PeakHeapBytes)))
+	if c := r.CPU; c != nil {
+		fmt.Fprintf(w, "  CPU per message         %.2f ms: deskd %.2f, PostgreSQL %.2f, mail server %.2f, other %.2f (machine %.0f%% busy)\n",
+			c.TotalMsPerMsg, c.DeskdMsPerMsg, c.PostgresMsPerMsg, c.MailServerMsPerMsg, c.OtherMsPerMsg, 100*c.MachineBusy)
+		fmt.Fprintf(w, "  CPU-bound ceiling       %8.0f msgs/s (%d cores / %.2f ms a message)\n", c.CPUBoundMsgsPerSec,
+			r.Machine.Cores, c.TotalMsPerMsg)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "targets\n")
 	fmt.Fprintf(w, "  ingest >= 2,000 msgs/s  %s\n", met(r.IngestMsgsPerSec >= 2000))
 	if r.IdleSamples > 0 {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +76,10 @@ func TestBenchJSONReportsEveryMeasurement(t *testing.T) {
 	if res.PeakRSSBytes <= 0 || res.Machine.Cores < 1 || res.Machine.GoVersion == "" || res.Config.Messages != 50 {
 		t.Errorf("peak RSS %d, machine %+v, config %+v", res.PeakRSSBytes, res.Machine, res.Config)
 	}
+	if c := res.CPU; c == nil || c.DeskdMsPerMsg <= 0 || c.TotalMsPerMsg < c.DeskdMsPerMsg || c.MachineBusy <= 0 ||
+		c.MachineBusy > 1 || c.CPUBoundMsgsPerSec <= 0 {
+		t.Errorf("cpu %+v: want deskd's share of a positive total, the machine busy in (0, 1] and a ceiling", c)
+	}
 	// Every new ticket is acknowledged (and announced to the agents).
 	if res.MailsSent < res.Tickets {
 		t.Errorf("%d mails sent for %d tickets", res.MailsSent, res.Tickets)
@@ -122,5 +128,26 @@ func TestBenchGeneratorIsDeterministicAndParses(t *testing.T) {
 	}
 	if _, err := mail.ParseAddress(benchDesk); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestProcTicksReadsNamesWithSpacesAndParentheses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stat")
+	// proc(5): pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime ...
+	line := "4242 (post (gres) x) S 1 4242 4242 0 -1 4194560 120 0 0 0 731 269 0 0 20 0 1 0 100 0 0\n"
+	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	comm, ticks, ok := procTicks(path)
+	if !ok || comm != "post (gres) x" || ticks != 1000 {
+		t.Errorf("procTicks = %q, %d, %v; want \"post (gres) x\", 1000, true", comm, ticks, ok)
+	}
+	a := cpuSnapshot{ok: true, busy: 100, total: 400, byGroup: map[string]uint64{"deskd": 10, "postgres": 20}}
+	b := cpuSnapshot{ok: true, busy: 300, total: 800, byGroup: map[string]uint64{"deskd": 110, "postgres": 70, "mailserver": 10}}
+	b.at = a.at.Add(2 * time.Second)
+	c := cpuBetween(a, b, 100, 2) // 200 busy ticks = 2 s of CPU over 100 messages
+	if c == nil || c.TotalMsPerMsg != 20 || c.DeskdMsPerMsg != 10 || c.PostgresMsPerMsg != 5 || c.MailServerMsPerMsg != 1 ||
+		c.OtherMsPerMsg != 4 || c.MachineBusy != 0.5 || c.CPUBoundMsgsPerSec != 100 || c.WindowSeconds != 2 {
+		t.Errorf("cpuBetween = %+v", c)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestDemoSendProducesTicketAndAcknowledgement(t *testing.T) {
 	imapAddr, smtpAddr, httpAddr := freePort(t), freePort(t), freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var out, errOut bytes.Buffer
+	var out, errOut lockedBuffer // the demo keeps logging while the test reads
 	go func() {
 		done <- run(ctx, []string{"demo", "--imap", imapAddr, "--smtp", smtpAddr, "--http", httpAddr, "--log-format", "json"}, &out, &errOut)
 	}()
@@ -69,7 +70,16 @@ func TestDemoSendProducesTicketAndAcknowledgement(t *testing.T) {
 	if !strings.Contains(inbox, "[SD-1000] Received: VPN is down") {
 		t.Errorf("alice's inbox lacks the acknowledgement:\n%s", inbox)
 	}
-	_, agentInbox, _ := deskd(t, ctx, "demo", "inbox", "ana@demo.test", "--imap", imapAddr)
+	// The agents' notification is a separate outbox row, delivered by another sender worker: it may
+	// land after the acknowledgement.
+	var agentInbox string
+	for {
+		_, agentInbox, _ = deskd(t, ctx, "demo", "inbox", "ana@demo.test", "--imap", imapAddr)
+		if strings.Contains(agentInbox, "[SD-1000]") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !strings.Contains(agentInbox, "[SD-1000]") {
 		t.Errorf("agent ana got no notification:\n%s", agentInbox)
 	}
@@ -102,4 +112,22 @@ func TestDemoScenarioEndsWithSummary(t *testing.T) {
 			t.Errorf("scenario output lacks %q:\n%s", want, s)
 		}
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
