@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/deskd/deskd/internal/syncbuf"
 	"github.com/deskd/deskd/mailin/parse"
 )
 
@@ -60,28 +60,10 @@ func deskdEnv() []string {
 	return env
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's output copier and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a running `deskd serve` subprocess.
 type daemon struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, valid after done
 }
@@ -91,7 +73,7 @@ type daemon struct {
 // process also gets SIGKILL if the test process dies.
 func startDaemon(t *testing.T, bin, cfg string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(bin, "serve", "--config", cfg, "--log-format", "json", "--log-level", "debug")
 	d.cmd.Env = deskdEnv()
 	d.cmd.Stdout, d.cmd.Stderr = d.stderr, d.stderr

@@ -1,7 +1,6 @@
 package mailin_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deskd/deskd/internal/memmail"
+	"github.com/deskd/deskd/internal/syncbuf"
 	"github.com/deskd/deskd/internal/testdb"
 	"github.com/deskd/deskd/internal/token"
 	"github.com/deskd/deskd/mailin"
@@ -156,22 +156,7 @@ func pollOptions(log *slog.Logger) mailin.PollerOptions {
 }
 
 // logBuffer collects a poller's log for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))

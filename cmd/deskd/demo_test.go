@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/deskd/deskd/internal/syncbuf"
 	"github.com/deskd/deskd/internal/testdb"
 )
 
@@ -37,7 +37,7 @@ func TestDemoSendProducesTicketAndAcknowledgement(t *testing.T) {
 	imapAddr, smtpAddr, httpAddr := freePort(t), freePort(t), freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var out, errOut lockedBuffer // the demo keeps logging while the test reads
+	var out, errOut syncbuf.Buffer // the demo keeps logging while the test reads
 	go func() {
 		done <- run(ctx, []string{"demo", "--imap", imapAddr, "--smtp", smtpAddr, "--http", httpAddr, "--log-format", "json"}, &out, &errOut)
 	}()
@@ -59,27 +59,13 @@ func TestDemoSendProducesTicketAndAcknowledgement(t *testing.T) {
 	if !strings.Contains(sendOut, "sent <") {
 		t.Errorf("demo send output %q", sendOut)
 	}
-	var inbox string
-	for {
-		_, inbox, _ = deskd(t, ctx, "demo", "inbox", "alice@demo.test", "--imap", imapAddr)
-		if strings.Contains(inbox, "[SD-") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	inbox := waitInbox(t, ctx, imapAddr, "alice@demo.test", "[SD-", deadline)
 	if !strings.Contains(inbox, "[SD-1000] Received: VPN is down") {
 		t.Errorf("alice's inbox lacks the acknowledgement:\n%s", inbox)
 	}
 	// The agents' notification is a separate outbox row, delivered by another sender worker: it may
 	// land after the acknowledgement.
-	var agentInbox string
-	for {
-		_, agentInbox, _ = deskd(t, ctx, "demo", "inbox", "ana@demo.test", "--imap", imapAddr)
-		if strings.Contains(agentInbox, "[SD-1000]") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	agentInbox := waitInbox(t, ctx, imapAddr, "ana@demo.test", "[SD-1000]", deadline)
 	if !strings.Contains(agentInbox, "[SD-1000]") {
 		t.Errorf("agent ana got no notification:\n%s", agentInbox)
 	}
@@ -114,20 +100,15 @@ func TestDemoScenarioEndsWithSummary(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// waitInbox lists who's demo inbox until it contains want or the deadline passes, and returns the
+// last listing.
+func waitInbox(t *testing.T, ctx context.Context, imapAddr, who, want string, deadline time.Time) string {
+	t.Helper()
+	for {
+		_, inbox, _ := deskd(t, ctx, "demo", "inbox", who, "--imap", imapAddr)
+		if strings.Contains(inbox, want) || time.Now().After(deadline) {
+			return inbox
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
