@@ -83,7 +83,7 @@ type newMessage struct {
 
 // fetchNew stores, ingests and flags every message above the checkpoint, chunk by chunk. The next
 // chunk is fetched and stored while the current one is ingested (the IMAP connection and the
-// database work at once); a chunk is flagged once it is ingested, after the next one is stored.
+// database work at once), and a chunk is flagged while the next one is ingested.
 // Every step is durable before the next depends on it, so the overlap changes nothing on a crash.
 func (s *imapSession) fetchNew(ctx context.Context) error {
 	select { // an EXISTS from now on means another round
@@ -109,22 +109,34 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 			n++
 		}
 		ids, err := s.storeNew(ctx, msgs[:n])
-		if err == nil && prev != nil {
-			err = s.finishChunk(ctx, prev)
+		var flag []imap.UID
+		if prev != nil {
+			<-prev.done // never leave an ingest running behind a failed session
+			if err == nil {
+				flag, err = s.settle(ctx, prev)
+			}
 		}
 		if err != nil {
-			if prev != nil {
-				<-prev.done // never leave an ingest running behind a failed session
-			}
 			return err
 		}
+		// The next chunk's ingest runs while this one is flagged: the database and the IMAP
+		// connection work at once again.
 		prev = s.startIngest(ctx, ids)
+		if err := s.markDone(ctx, flag); err != nil {
+			<-prev.done
+			return err
+		}
 		msgs = msgs[n:]
 	}
-	if prev != nil {
-		return s.finishChunk(ctx, prev)
+	if prev == nil {
+		return nil
 	}
-	return nil
+	<-prev.done
+	flag, err := s.settle(ctx, prev)
+	if err != nil {
+		return err
+	}
+	return s.markDone(ctx, flag)
 }
 
 // ingestRun is the ingest of one stored chunk, running while the next chunk is fetched.
@@ -153,26 +165,20 @@ func (s *imapSession) startIngest(ctx context.Context, ids []int64) *ingestRun {
 	return r
 }
 
-// finishChunk waits for a chunk's ingest and flags (and moves) what it processed.
-func (s *imapSession) finishChunk(ctx context.Context, r *ingestRun) error {
-	<-r.done
+// settle returns the UIDs to flag (and move) for a chunk whose ingest is done: what it processed.
+// They are looked up before the next chunk's ingest starts, so mail this ingest left pending (to be
+// retried) is flagged by the ingest that finishes it, never by two.
+func (s *imapSession) settle(ctx context.Context, r *ingestRun) ([]imap.UID, error) {
 	if r.err != nil {
-		return fmt.Errorf("ingest: %w", r.err)
+		return nil, fmt.Errorf("ingest: %w", r.err)
 	}
 	s.p.failpoint(FailAfterCommit)
-	flagged := time.Now()
-	defer func() {
-		s.p.log.Debug("chunk ingested", "messages", len(r.ids), "ingest", flagged.Sub(r.started), "flag", time.Since(flagged))
-	}()
+	s.p.log.Debug("chunk ingested", "messages", len(r.ids), "ingest", time.Since(r.started))
 	ids := r.ids
 	for _, o := range r.outs {
 		ids = append(ids, o.RawID)
 	}
-	uids, err := s.p.processedUIDs(ctx, "id", s.uidValidity, ids)
-	if err != nil {
-		return err
-	}
-	return s.markDone(ctx, uids)
+	return s.p.processedUIDs(ctx, "id", s.uidValidity, ids)
 }
 
 // listNew returns the UIDs above the checkpoint with their sizes, in UID order. The answer is
