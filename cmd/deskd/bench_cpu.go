@@ -59,7 +59,7 @@ func takeCPUSnapshot() cpuSnapshot {
 			break
 		}
 		s.total += n
-		if i != 3 && i != 4 { // idle, iowait
+		if i != 3 && i != 4 && i != 7 { // idle, iowait, steal (another guest's time)
 			s.busy += n
 		}
 	}
