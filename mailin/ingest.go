@@ -1,6 +1,7 @@
 package mailin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/mail"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -116,16 +118,18 @@ type prepared struct {
 // with FOR UPDATE SKIP LOCKED and skips any that are no longer pending, so concurrent callers and
 // replicas never process one message twice.
 func (in *Ingester) ProcessPending(ctx context.Context, mailbox string) ([]Outcome, error) {
-	return in.processPendingUpTo(ctx, mailbox, 0)
+	return in.processPendingUpTo(ctx, mailbox, 0, nil)
 }
 
 // processPendingUpTo is ProcessPending for the raw mail with ids up to upTo (0: no bound): the
-// poller ingests what it stored so far while the next chunk is being stored.
-func (in *Ingester) processPendingUpTo(ctx context.Context, mailbox string, upTo int64) ([]Outcome, error) {
+// poller ingests what it stored so far while the next chunk is being stored. fresh holds raw mail
+// the caller has just stored, by id: its first attempt uses these bytes instead of reading them
+// back (each entry is taken once; a retry reads the row).
+func (in *Ingester) processPendingUpTo(ctx context.Context, mailbox string, upTo int64, fresh map[int64]*RawMail) ([]Outcome, error) {
 	var all []Outcome
 	after := int64(0)
 	for {
-		outs, last, err := in.processBatch(ctx, mailbox, after, upTo)
+		outs, last, err := in.processBatch(ctx, mailbox, after, upTo, fresh)
 		if err != nil {
 			return all, err
 		}
@@ -139,8 +143,8 @@ func (in *Ingester) processPendingUpTo(ctx context.Context, mailbox string, upTo
 
 // processBatch handles the next batch of pending mail with ids above after and returns its outcomes
 // and the highest id it looked at (0 when there was nothing left).
-func (in *Ingester) processBatch(ctx context.Context, mailbox string, after, upTo int64) ([]Outcome, int64, error) {
-	raws, err := loadPending(ctx, in.svc.DB(), mailbox, after, upTo, in.opts.BatchSize, in.opts.BatchBytes)
+func (in *Ingester) processBatch(ctx context.Context, mailbox string, after, upTo int64, fresh map[int64]*RawMail) ([]Outcome, int64, error) {
+	raws, err := loadPending(ctx, in.svc.DB(), mailbox, after, upTo, in.opts.BatchSize, in.opts.BatchBytes, fresh)
 	if err != nil || len(raws) == 0 {
 		return nil, 0, err
 	}
@@ -296,8 +300,10 @@ func retryable(err error) bool {
 }
 
 // loadPending reads the next pending messages (ids above after, and up to upTo unless it is 0)
-// without locking them: at most limit messages and maxBytes of raw mail (but always one).
-func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo int64, limit int, maxBytes int64) ([]*RawMail, error) {
+// without locking them: at most limit messages and maxBytes of raw mail (but always one). Rows in
+// fresh are taken from there (and removed) instead of being read back.
+func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo int64, limit int, maxBytes int64,
+	fresh map[int64]*RawMail) ([]*RawMail, error) {
 	rows, err := q.Query(ctx, `SELECT id, size FROM raw_mails
 		WHERE state = 'pending' AND id > $1 AND ($2 = '' OR mailbox = $2) AND ($4 = 0 OR id <= $4)
 		ORDER BY id LIMIT $3`, after, mailbox, limit, upTo)
@@ -327,20 +333,35 @@ func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rs, err := q.Query(ctx, `SELECT `+rawColumns+` FROM raw_mails WHERE id = ANY($1) ORDER BY id`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("load pending mail: %w", err)
-	}
-	defer rs.Close()
 	var out []*RawMail
-	for rs.Next() {
-		r, err := scanRaw(rs)
+	read := ids[:0:0]
+	for _, id := range ids {
+		if r := fresh[id]; r != nil {
+			out = append(out, r)
+			delete(fresh, id)
+			continue
+		}
+		read = append(read, id)
+	}
+	if len(read) > 0 {
+		rs, err := q.Query(ctx, `SELECT `+rawColumns+` FROM raw_mails WHERE id = ANY($1)`, read)
 		if err != nil {
 			return nil, fmt.Errorf("load pending mail: %w", err)
 		}
-		out = append(out, r)
+		defer rs.Close()
+		for rs.Next() {
+			r, err := scanRaw(rs)
+			if err != nil {
+				return nil, fmt.Errorf("load pending mail: %w", err)
+			}
+			out = append(out, r)
+		}
+		if err := rs.Err(); err != nil {
+			return nil, fmt.Errorf("load pending mail: %w", err)
+		}
 	}
-	return out, rs.Err()
+	slices.SortFunc(out, func(a, b *RawMail) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // partition groups messages into components (union of Message-ID, In-Reply-To, References and every

@@ -88,6 +88,8 @@ const (
 	// whatever the mailbox holds.
 	chunkMessages = 100
 	chunkBytes    = 32 << 20
+	// overlapBytes caps the bytes of the chunk being ingested plus the chunk being fetched beside it.
+	overlapBytes = 16 << 20
 	// commandTimeout is the watchdog of one IMAP exchange: the connection is closed when a server
 	// does not answer in time (go-imap waits forever for the first byte of a response).
 	commandTimeout = 5 * time.Minute

@@ -94,7 +94,10 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var prev *ingestRun
+	var (
+		prev      *ingestRun
+		prevBytes int64
+	)
 	for len(msgs) > 0 {
 		n, bytes := 0, int64(0)
 		for n < len(msgs) && n < chunkMessages {
@@ -108,7 +111,15 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 			bytes += size
 			n++
 		}
-		ids, err := s.storeNew(ctx, msgs[:n])
+		if prev != nil && prevBytes+bytes > overlapBytes {
+			// Large mail is not overlapped: one chunk's bytes in memory at a time (each is held
+			// several times over while fetched, stored, read back and parsed) keeps memory bounded.
+			err := s.finish(ctx, prev)
+			if prev = nil; err != nil {
+				return err
+			}
+		}
+		ids, fresh, err := s.storeNew(ctx, msgs[:n])
 		var flag []imap.UID
 		if prev != nil {
 			<-prev.done // never leave an ingest running behind a failed session
@@ -121,18 +132,23 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 		}
 		// The next chunk's ingest runs while this one is flagged: the database and the IMAP
 		// connection work at once again.
-		prev = s.startIngest(ctx, ids)
+		prev = s.startIngest(ctx, ids, fresh)
 		if err := s.markDone(ctx, flag); err != nil {
 			<-prev.done
 			return err
 		}
-		msgs = msgs[n:]
+		msgs, prevBytes = msgs[n:], bytes
 	}
 	if prev == nil {
 		return nil
 	}
-	<-prev.done
-	flag, err := s.settle(ctx, prev)
+	return s.finish(ctx, prev)
+}
+
+// finish waits for a chunk's ingest and flags what it processed.
+func (s *imapSession) finish(ctx context.Context, r *ingestRun) error {
+	<-r.done
+	flag, err := s.settle(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -150,7 +166,7 @@ type ingestRun struct {
 
 // startIngest ingests the pending mail up to the chunk's last raw mail, so the ingest never takes
 // along the next chunk, which is stored meanwhile and flagged with its own.
-func (s *imapSession) startIngest(ctx context.Context, ids []int64) *ingestRun {
+func (s *imapSession) startIngest(ctx context.Context, ids []int64, fresh map[int64]*RawMail) *ingestRun {
 	r := &ingestRun{ids: ids, started: time.Now(), done: make(chan struct{})}
 	upTo := int64(-1) // a chunk of only vanished messages: nothing new to ingest
 	if len(ids) > 0 {
@@ -159,7 +175,7 @@ func (s *imapSession) startIngest(ctx context.Context, ids []int64) *ingestRun {
 	go func() {
 		defer close(r.done)
 		if upTo > 0 {
-			r.outs, r.err = s.p.ing.processPendingUpTo(ctx, s.p.mb.Name, upTo)
+			r.outs, r.err = s.p.ing.processPendingUpTo(ctx, s.p.mb.Name, upTo, fresh)
 		}
 	}()
 	return r
@@ -213,8 +229,9 @@ func (s *imapSession) listNew(ctx context.Context) ([]newMessage, error) {
 }
 
 // storeNew fetches the chunk's bodies (BODY.PEEK[] leaves \Seen alone, RFC 3501 §6.4.5) and stores
-// them with the advanced checkpoint in one transaction; it returns their raw mail ids.
-func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64, error) {
+// them with the advanced checkpoint in one transaction; it returns their raw mail ids and, by id,
+// the pending ones it inserted, for the ingest to use without reading them back.
+func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64, map[int64]*RawMail, error) {
 	start := time.Now()
 	var want imap.UIDSet
 	for _, m := range chunk {
@@ -229,7 +246,7 @@ func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64
 		bufs, err := s.c.Fetch(want, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
 		done()
 		if err != nil {
-			return nil, fmt.Errorf("fetch messages %s: %w", want, err)
+			return nil, nil, fmt.Errorf("fetch messages %s: %w", want, err)
 		}
 		for _, b := range bufs {
 			if raw := b.FindBodySection(section); raw != nil {
@@ -255,12 +272,18 @@ func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64
 	stored := time.Now()
 	ids, err := s.p.storeChunk(ctx, s.uidValidity, raws, upTo)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	fresh := make(map[int64]*RawMail, len(raws))
+	for i := range raws {
+		if r := &raws[i]; r.ID != 0 && !r.ReceivedAt.IsZero() && r.State == StatePending && r.Raw != nil {
+			fresh[r.ID] = r
+		}
 	}
 	s.lastUID = upTo
 	s.p.log.Debug("chunk stored", "messages", len(chunk), "up_to_uid", upTo, "fetch", stored.Sub(start), "store", time.Since(stored))
 	s.p.failpoint(FailAfterStore)
-	return ids, nil
+	return ids, fresh, nil
 }
 
 // storeChunk stores raws and advances the checkpoint to upTo in one transaction: once it commits,

@@ -220,20 +220,24 @@ func equalFoldASCII(b []byte, lower string) bool {
 }
 
 // StoreRaws is StoreRaw for many messages in one round trip (a pipelined batch on tx); it returns
-// the row id of each message in order, whether it was new or already stored.
+// the row id of each message in order, whether it was new or already stored. Each message it
+// inserts gets its ID and ReceivedAt set in raws (one already stored keeps them zero).
 func StoreRaws(ctx context.Context, tx pgx.Tx, raws []RawMail) ([]int64, error) {
 	b := &pgx.Batch{}
 	for _, r := range raws {
 		b.Queue(`INSERT INTO raw_mails (mailbox, uidvalidity, uid, message_id, sha256, size, raw, state, reason)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING RETURNING id`,
+			ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING RETURNING id, received_at`,
 			r.Mailbox, int64(r.UIDValidity), int64(r.UID), r.MessageID, r.SHA256, r.Size, r.Raw, r.State, r.Reason)
 	}
 	ids := make([]int64, len(raws))
 	var stored []int // indexes already stored before (conflicts)
 	br := tx.SendBatch(ctx, b)
 	for i := range raws {
-		err := br.QueryRow().Scan(&ids[i])
+		err := br.QueryRow().Scan(&ids[i], &raws[i].ReceivedAt)
+		if err == nil {
+			raws[i].ID = ids[i]
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			stored = append(stored, i)
 			continue

@@ -1,0 +1,4 @@
+package mailin
+
+// LoadPending exposes loadPending to the external tests.
+var LoadPending = loadPending

@@ -1,0 +1,67 @@
+package mailin_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deskd/deskd/internal/testdb"
+	"github.com/deskd/deskd/mailin"
+)
+
+// The poller hands the raw mail it has just stored to the ingest instead of having it read back:
+// each handed-over row must be what reading it back would give, be used once, and leave the rows
+// it does not cover to the database.
+func TestStoredRawMailIsHandedToTheIngestOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	raws := make([]mailin.RawMail, 3)
+	for i := range raws {
+		raw := strings.ReplaceAll(mailFrom(fmt.Sprintf("u%d@corp.example", i), "support@example.com", "Printer",
+			fmt.Sprintf("h%d@corp.example", i), "", "It jams."), "\n", "\r\n")
+		raws[i] = mailin.NewRaw("inbox", 7, uint32(i+1), []byte(raw), int64(len(raw)), 1<<20)
+	}
+	var ids []int64
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+		ids, err = mailin.StoreRaws(ctx, tx, raws)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range raws {
+		if r.ID != ids[i] || r.ReceivedAt.IsZero() {
+			t.Fatalf("raw %d: ID %d ReceivedAt %v after StoreRaws, want id %d and the stored time", i, r.ID, r.ReceivedAt, ids[i])
+		}
+	}
+	fromDB, err := mailin.LoadPending(ctx, pool, "inbox", 0, 0, 10, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := map[int64]*mailin.RawMail{ids[0]: &raws[0], ids[2]: &raws[2]}
+	got, err := mailin.LoadPending(ctx, pool, "inbox", 0, 0, 10, 1<<20, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || len(fromDB) != 3 {
+		t.Fatalf("loaded %d (with hand-over) and %d (from the database), want 3", len(got), len(fromDB))
+	}
+	if got[0] != &raws[0] || got[2] != &raws[2] || got[1] == &raws[1] {
+		t.Errorf("rows 0 and 2 must come from the hand-over, row 1 from the database")
+	}
+	if len(fresh) != 0 {
+		t.Errorf("%d handed-over rows left after use, want 0 (each is used once)", len(fresh))
+	}
+	for i := range got {
+		a, b := got[i], fromDB[i]
+		if a.ID != b.ID || a.Mailbox != b.Mailbox || a.UIDValidity != b.UIDValidity || a.UID != b.UID ||
+			a.MessageID != b.MessageID || !bytes.Equal(a.SHA256, b.SHA256) || a.Size != b.Size ||
+			!bytes.Equal(a.Raw, b.Raw) || a.State != b.State || a.Reason != b.Reason || a.Attempts != b.Attempts ||
+			!a.ReceivedAt.Equal(b.ReceivedAt) || (a.ProcessedAt == nil) != (b.ProcessedAt == nil) {
+			t.Errorf("row %d handed over as %+v, read back as %+v", i, a, b)
+		}
+	}
+}
