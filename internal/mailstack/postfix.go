@@ -33,15 +33,20 @@ type PostfixOptions struct {
 	// Hostname is myhostname (Received fields, Message-IDs Postfix adds).
 	// Empty means "mx.mailstack.test".
 	Hostname string
+	// TLS, when set, makes smtpd offer STARTTLS on the SMTP port and listen
+	// on a second port with TLS from the first byte (SMTPS, RFC 8314 §3),
+	// both with this certificate (NewTestCert).
+	TLS *TestCert
 }
 
 // Postfix is a running private Postfix instance: smtpd on a free 127.0.0.1
 // port, no DNS, every message for Domains delivered over LMTP.
 type Postfix struct {
-	dir      string
-	confDir  string
-	logPath  string
-	smtpAddr string
+	dir       string
+	confDir   string
+	logPath   string
+	smtpAddr  string
+	smtpsAddr string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -89,11 +94,23 @@ smtputf8_enable = yes
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
+{{- if .TLS}}
+smtpd_tls_cert_file = {{.TLS.CertFile}}
+smtpd_tls_key_file = {{.TLS.KeyFile}}
+smtpd_tls_security_level = may
+smtpd_tls_received_header = yes
+{{- end}}
 `))
 
 // master.cf: every service unchained (chroot n), smtpd only on our port.
 var postfixMasterCf = template.Must(template.New("master.cf").Parse(`# Written by deskd internal/mailstack; private test instance.
 {{.Listen}} inet n - n - - smtpd
+{{- if .TLS}}
+{{.ListenTLS}} inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+{{- end}}
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -153,11 +170,14 @@ func startPostfixOnce(ctx context.Context, opts PostfixOptions) (*Postfix, error
 		}
 	}
 
-	ports, err := freePorts(1)
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("start postfix: %w", err)
 	}
 	p.smtpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	if opts.TLS != nil {
+		p.smtpsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+	}
 	hostname := opts.Hostname
 	if hostname == "" {
 		hostname = "mx.mailstack.test"
@@ -171,6 +191,8 @@ func startPostfixOnce(ctx context.Context, opts PostfixOptions) (*Postfix, error
 		"Domains":    strings.Join(opts.Domains, ", "),
 		"LMTP":       opts.LMTP,
 		"Listen":     p.smtpAddr,
+		"ListenTLS":  p.smtpsAddr,
+		"TLS":        opts.TLS,
 	}
 	for name, tmpl := range map[string]*template.Template{"main.cf": postfixMainCf, "master.cf": postfixMasterCf} {
 		var b bytes.Buffer
@@ -218,8 +240,18 @@ func startPostfixOnce(ctx context.Context, opts PostfixOptions) (*Postfix, error
 		p.Stop()
 		return nil, fmt.Errorf("start postfix: %w\n--- postfix.log:\n%s", err, tail(p.logPath, 4000))
 	}
+	if opts.TLS != nil {
+		if err := waitGreetingTLS(wctx, p.smtpsAddr, "220", p.exited, opts.TLS.ClientConfig()); err != nil {
+			p.Stop()
+			return nil, fmt.Errorf("start postfix: smtps: %w\n--- postfix.log:\n%s", err, tail(p.logPath, 4000))
+		}
+	}
 	return p, nil
 }
+
+// SMTPSAddr is the host:port of the SMTPS (implicit TLS) smtpd, "" without
+// PostfixOptions.TLS.
+func (p *Postfix) SMTPSAddr() string { return p.smtpsAddr }
 
 // SMTPAddr is the host:port of smtpd. Clients on 127.0.0.1 may send to
 // Domains without authentication.

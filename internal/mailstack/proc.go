@@ -3,6 +3,7 @@ package mailstack
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -78,9 +79,14 @@ func freePorts(n int) ([]int, error) {
 // prefix ("* OK" for IMAP, "220" for SMTP/LMTP), ctx ends, or exited is
 // closed (the server process died).
 func waitGreeting(ctx context.Context, addr, prefix string, exited <-chan struct{}) error {
+	return waitGreetingTLS(ctx, addr, prefix, exited, nil)
+}
+
+// waitGreetingTLS is waitGreeting over TLS from the first byte when conf is not nil.
+func waitGreetingTLS(ctx context.Context, addr, prefix string, exited <-chan struct{}, conf *tls.Config) error {
 	var lastErr error
 	for {
-		lastErr = greet(ctx, addr, prefix)
+		lastErr = greet(ctx, addr, prefix, conf)
 		if lastErr == nil {
 			return nil
 		}
@@ -94,9 +100,17 @@ func waitGreeting(ctx context.Context, addr, prefix string, exited <-chan struct
 	}
 }
 
-func greet(ctx context.Context, addr, prefix string) error {
+func greet(ctx context.Context, addr, prefix string, conf *tls.Config) error {
 	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	var (
+		conn net.Conn
+		err  error
+	)
+	if conf != nil {
+		conn, err = (&tls.Dialer{NetDialer: &d, Config: conf}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 type Stack struct {
 	Dovecot *Dovecot
 	Postfix *Postfix
+	TLS     *TestCert // Postfix's certificate; nil unless StartStackTLS
 }
 
 // StartStack is the one-call form for tests: Require, then a Dovecot with
@@ -21,6 +22,18 @@ type Stack struct {
 // test fails, the ends of both logs are written to the test log. It fails tb
 // when a server does not start.
 func StartStack(tb testing.TB, users map[string]string) *Stack {
+	tb.Helper()
+	return startStack(tb, users, false)
+}
+
+// StartStackTLS is StartStack with Postfix offering STARTTLS on its SMTP port and implicit TLS on
+// its SMTPS port, with a fresh self-signed certificate (Stack.TLS).
+func StartStackTLS(tb testing.TB, users map[string]string) *Stack {
+	tb.Helper()
+	return startStack(tb, users, true)
+}
+
+func startStack(tb testing.TB, users map[string]string, withTLS bool) *Stack {
 	tb.Helper()
 	Require(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -31,12 +44,18 @@ func StartStack(tb testing.TB, users map[string]string) *Stack {
 		tb.Fatalf("mailstack: %v", err)
 	}
 	stopOnCleanup(tb, "dovecot", d)
-	p, err := StartPostfix(ctx, PostfixOptions{Dir: filepath.Join(root, "postfix"), LMTP: d.LMTPAddr(), Domains: domains(users)})
+	var cert *TestCert
+	if withTLS {
+		if cert, err = NewTestCert(root); err != nil {
+			tb.Fatalf("mailstack: %v", err)
+		}
+	}
+	p, err := StartPostfix(ctx, PostfixOptions{Dir: filepath.Join(root, "postfix"), LMTP: d.LMTPAddr(), Domains: domains(users), TLS: cert})
 	if err != nil {
 		tb.Fatalf("mailstack: %v", err)
 	}
 	stopOnCleanup(tb, "postfix", p)
-	return &Stack{Dovecot: d, Postfix: p}
+	return &Stack{Dovecot: d, Postfix: p, TLS: cert}
 }
 
 // server is what Dovecot and Postfix have in common.
