@@ -112,8 +112,9 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 			n++
 		}
 		if prev != nil && prevBytes+bytes > overlapBytes {
-			// Large mail is not overlapped: one chunk's bytes in memory at a time (each is held
-			// several times over while fetched, stored, read back and parsed) keeps memory bounded.
+			// Large mail is not overlapped: one chunk's bytes in memory at a time (each message is
+			// held several times over while it is fetched, stored, parsed and its attachments
+			// written) keeps memory bounded.
 			err := s.finish(ctx, prev)
 			if prev = nil; err != nil {
 				return err
@@ -130,7 +131,7 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// The next chunk's ingest runs while this one is flagged: the database and the IMAP
+		// This chunk's ingest runs while the previous one is flagged: the database and the IMAP
 		// connection work at once again.
 		prev = s.startIngest(ctx, ids, fresh)
 		if err := s.markDone(ctx, flag); err != nil {
