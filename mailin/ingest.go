@@ -124,7 +124,9 @@ func (in *Ingester) ProcessPending(ctx context.Context, mailbox string) ([]Outco
 // processPendingUpTo is ProcessPending for the raw mail with ids up to upTo (0: no bound): the
 // poller ingests what it stored so far while the next chunk is being stored. fresh holds raw mail
 // the caller has just stored, by id: its first attempt uses these bytes instead of reading them
-// back (each entry is taken once; a retry reads the row).
+// back (each entry is taken once; a retry reads the row). The work list still comes from the
+// database (the pending rows); fresh only saves re-reading committed bytes, so nothing is lost
+// with it (DESIGN.md invariant 3).
 func (in *Ingester) processPendingUpTo(ctx context.Context, mailbox string, upTo int64, fresh map[int64]*RawMail) ([]Outcome, error) {
 	var all []Outcome
 	after := int64(0)
