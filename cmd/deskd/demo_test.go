@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/deskd/deskd/internal/mailstack"
 	"github.com/deskd/deskd/internal/syncbuf"
 	"github.com/deskd/deskd/internal/testdb"
 )
@@ -32,25 +34,56 @@ func demoDatabase(t *testing.T) {
 	})
 }
 
-func TestDemoSendProducesTicketAndAcknowledgement(t *testing.T) {
+// runningDemo is `deskd demo` running in this process on free ports.
+type runningDemo struct {
+	imapAddr, smtpAddr string
+	ctx                context.Context
+	cancel             context.CancelFunc
+	done               chan int
+	out, errOut        syncbuf.Buffer // the demo keeps logging while the test reads
+	deadline           time.Time      // for everything the test waits for
+}
+
+// startDemo runs the demo until it is ready.
+func startDemo(t *testing.T) *runningDemo {
+	t.Helper()
 	demoDatabase(t)
-	imapAddr, smtpAddr, httpAddr := freePort(t), freePort(t), freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var out, errOut syncbuf.Buffer // the demo keeps logging while the test reads
+	d := &runningDemo{imapAddr: freePort(t), smtpAddr: freePort(t), done: make(chan int, 1),
+		deadline: time.Now().Add(20 * time.Second)}
+	httpAddr := freePort(t)
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	go func() {
-		done <- run(ctx, []string{"demo", "--imap", imapAddr, "--smtp", smtpAddr, "--http", httpAddr, "--log-format", "json"}, &out, &errOut)
+		d.done <- run(d.ctx, []string{"demo", "--imap", d.imapAddr, "--smtp", d.smtpAddr, "--http", httpAddr, "--log-format", "json"},
+			&d.out, &d.errOut)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if code, _ := get(t, "http://"+httpAddr+"/readyz"); code == 200 {
-			break
+			return d
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not become ready: %s", errOut.String())
+		if time.Now().After(d.deadline) {
+			t.Fatalf("demo did not become ready: %s", d.errOut.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stop ends the demo and requires a clean exit.
+func (d *runningDemo) stop(t *testing.T) {
+	t.Helper()
+	d.cancel()
+	select {
+	case code := <-d.done:
+		if code != 0 {
+			t.Errorf("demo exited %d: %s", code, d.errOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("demo did not stop")
+	}
+}
+
+func TestDemoSendProducesTicketAndAcknowledgement(t *testing.T) {
+	d := startDemo(t)
+	ctx, imapAddr, smtpAddr, deadline := d.ctx, d.imapAddr, d.smtpAddr, d.deadline
 	code, sendOut, sendErr := deskd(t, ctx, "demo", "send", "--smtp", smtpAddr, "--from", "alice@demo.test",
 		"--subject", "VPN is down", "--body", "It drops every 5 minutes.")
 	if code != 0 {
@@ -69,18 +102,37 @@ func TestDemoSendProducesTicketAndAcknowledgement(t *testing.T) {
 	if !strings.Contains(agentInbox, "[SD-1000]") {
 		t.Errorf("agent ana got no notification:\n%s", agentInbox)
 	}
-	if !strings.Contains(out.String(), "deskd demo send --from alice@demo.test") {
-		t.Errorf("banner lacks the next step:\n%s", out.String())
+	if !strings.Contains(d.out.String(), "deskd demo send --from alice@demo.test") {
+		t.Errorf("banner lacks the next step:\n%s", d.out.String())
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("demo exited %d: %s", code, errOut.String())
+	d.stop(t)
+}
+
+// TestDemoWorksWithARealMailClient: a person's mail client (s-nail from Debian) sends a request to
+// the demo's SMTP port and reads the acknowledgement from the demo's IMAP port.
+func TestDemoWorksWithARealMailClient(t *testing.T) {
+	mailstack.Require(t)
+	d := startDemo(t)
+	if err := mailstack.SendWithSNail(d.ctx, d.smtpAddr, "Bob <bob@demo.test>", "support@demo.test", "Printer jammed",
+		"The printer on floor 3 eats every page."); err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	for {
+		var err error
+		subjects, err = mailstack.SubjectsWithSNail(d.ctx, d.imapAddr, "bob@demo.test", "demo")
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("demo did not stop")
+		if len(subjects) > 0 || time.Now().After(d.deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	if len(subjects) != 1 || !regexp.MustCompile(`^\[SD-\d+\] Received: Printer jammed$`).MatchString(subjects[0]) {
+		t.Errorf("bob's INBOX as s-nail lists it: %q; want one acknowledgement with the ticket key", subjects)
+	}
+	d.stop(t)
 }
 
 func TestDemoScenarioEndsWithSummary(t *testing.T) {

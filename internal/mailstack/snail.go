@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,6 +117,12 @@ func snailBaseArgs(smtpAddr, from string, extraHeaders []string) ([]string, erro
 
 // runSNail runs s-nail with stdin and returns its output on failure.
 func runSNail(ctx context.Context, args []string, stdin string) error {
+	_, err := runSNailOutput(ctx, args, stdin)
+	return err
+}
+
+// runSNailOutput is runSNail returning what s-nail printed.
+func runSNailOutput(ctx context.Context, args []string, stdin string) (string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, snailTimeout)
@@ -123,22 +130,48 @@ func runSNail(ctx context.Context, args []string, stdin string) error {
 	}
 	home, err := os.MkdirTemp("", "snail-home")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(home)
 	cmd := exec.CommandContext(ctx, lookPath(snailBin), args...)
 	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = []string{"HOME=" + home, "LC_ALL=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "MAIL=/dev/null", "TMPDIR=" + home}
+	cmd.Env = []string{"HOME=" + home, "LC_ALL=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "MAIL=/dev/null", "TMPDIR=" + home,
+		"COLUMNS=400"}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("s-nail: %w: %s", err, strings.TrimSpace(out.String()))
+		return out.String(), fmt.Errorf("s-nail: %w: %s", err, strings.TrimSpace(out.String()))
 	}
 	// With -# s-nail may report some failures only on its output.
-	if s := out.String(); strings.Contains(s, "SMTP server:") || strings.Contains(s, "send-error") {
-		return fmt.Errorf("s-nail: %s", strings.TrimSpace(s))
+	if s := out.String(); strings.Contains(s, "SMTP server:") || strings.Contains(s, "send-error") ||
+		strings.Contains(s, "necessary for imap") {
+		return s, fmt.Errorf("s-nail: %s", strings.TrimSpace(s))
 	}
-	return nil
+	return out.String(), nil
+}
+
+// SubjectsWithSNail opens user's INBOX with s-nail over IMAP (imapAddr, no TLS, LOGIN) and returns
+// the subjects of its header summary, oldest first: what a person sees on opening the folder.
+func SubjectsWithSNail(ctx context.Context, imapAddr, user, password string) ([]string, error) {
+	host, port, err := net.SplitHostPort(imapAddr)
+	if err != nil {
+		return nil, fmt.Errorf("read with s-nail: imap address %q: %w", imapAddr, err)
+	}
+	args := []string{"-#", "-:/", "-S", "v15-compat", "-S", "password=" + password, "-S", "imap-auth=login",
+		"-S", "headline=%s", "-S", "ttycharset=utf-8",
+		"-f", "imap://" + url.QueryEscape(user) + "@" + net.JoinHostPort(host, port)}
+	out, err := runSNailOutput(ctx, args, "headers\n")
+	if err != nil {
+		return nil, fmt.Errorf("read with s-nail: %w", err)
+	}
+	var subjects []string
+	for _, ln := range strings.Split(out, "\n") {
+		// A header summary line: a marker column, then the headline (the subject alone).
+		if ln = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(ln), "▸>")); ln != "" && !strings.HasPrefix(ln, "s-nail:") {
+			subjects = append(subjects, ln)
+		}
+	}
+	return subjects, nil
 }
 
 // fromLine matches what RFC 4155 §2 takes for a message separator: "From ",
