@@ -2,3 +2,6 @@ package mailin
 
 // LoadPending exposes loadPending to the external tests.
 var LoadPending = loadPending
+
+// RawColumns is the column list of a full raw-mail read.
+const RawColumns = rawColumns

@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deskd/deskd/internal/testdb"
 	"github.com/deskd/deskd/mailin"
@@ -65,3 +68,47 @@ func TestStoredRawMailIsHandedToTheIngestOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerIngestsWithoutReadingRawMailBack: the poller, for a backlog and for mail that arrives
+// in IDLE, ingests what it stored from the bytes it fetched; the raw mail is never read back.
+func TestPollerIngestsWithoutReadingRawMailBack(t *testing.T) {
+	t.Parallel()
+	_, url := testdb.NewWithURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBack := &sqlCounter{want: "SELECT " + mailin.RawColumns + " FROM raw_mails"}
+	cfg.ConnConfig.Tracer = readBack
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	h := &pollHarness{t: t, pool: pool, dbURL: url, ing: newPollIngester(t, pool), mail: startMemmail(t), folder: "INBOX"}
+	var logs logBuffer
+	h.appendMail(3) // a backlog
+	h.start(h.mailbox(), pollOptions(logs.logger()))
+	h.waitTickets(3, 10*time.Second)
+	h.appendMail(2) // noticed in IDLE
+	h.waitTickets(5, 10*time.Second)
+	h.assertExactlyOnce(5)
+	if n := readBack.n.Load(); n != 0 {
+		t.Errorf("raw mail read back %d times, want 0 (the poller hands over what it stored)\n%s", n, logs.String())
+	}
+}
+
+// sqlCounter counts the statements whose SQL contains want.
+type sqlCounter struct {
+	want string
+	n    atomic.Int64
+}
+
+func (c *sqlCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, c.want) {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (c *sqlCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
