@@ -2,6 +2,7 @@ package mailout
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -201,17 +202,34 @@ func startSink(t testing.TB, users ...string) *memmail.Server {
 
 func sinkSMTP(t testing.TB, srv *memmail.Server) config.SMTP {
 	t.Helper()
-	host, port, err := net.SplitHostPort(srv.SMTPAddr())
+	cfg := smtpTo(t, srv.SMTPAddr(), config.TLSNone)
+	cfg.MaxConnections, cfg.Timeout = 2, 5*time.Second
+	return cfg
+}
+
+// smtpTo is the configuration of a sender to the server at addr (host:port) in TLS mode, without AUTH.
+func smtpTo(t testing.TB, addr, mode string) config.SMTP {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := strconv.Atoi(port)
-	return config.SMTP{Host: host, Port: p, TLS: config.TLSNone, Auth: config.AuthNone, MaxConnections: 2, Timeout: 5 * time.Second}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.SMTP{Host: host, Port: p, TLS: mode, Auth: config.AuthNone, MaxConnections: 1, Timeout: 10 * time.Second}
 }
 
 func newTestSender(t testing.TB, pool *pgxpool.Pool, ob *Outbox, clk *clock, smtpCfg config.SMTP) *Sender {
 	t.Helper()
-	s, err := NewSender(SenderOptions{Pool: pool, Outbox: ob, SMTP: smtpCfg, MailOut: testLimits(), Now: clk.Now})
+	return newTestSenderTLS(t, pool, ob, clk, smtpCfg, nil)
+}
+
+// newTestSenderTLS is newTestSender with a TLS client configuration (nil: the defaults).
+func newTestSenderTLS(t testing.TB, pool *pgxpool.Pool, ob *Outbox, clk *clock, smtpCfg config.SMTP, tlsConf *tls.Config) *Sender {
+	t.Helper()
+	s, err := NewSender(SenderOptions{Pool: pool, Outbox: ob, SMTP: smtpCfg, MailOut: testLimits(), Now: clk.Now, TLSConfig: tlsConf})
 	if err != nil {
 		t.Fatal(err)
 	}

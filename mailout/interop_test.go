@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"mime"
-	"net"
 	"net/mail"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +26,7 @@ func TestInteropPostfixDovecot(t *testing.T) {
 	pool := newDB(t)
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
-	host, port, err := net.SplitHostPort(stack.Postfix.SMTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	cfg := config.SMTP{Host: host, Port: p, TLS: config.TLSOpportunistic, Auth: config.AuthNone, MaxConnections: 1, Timeout: 10 * time.Second}
-	s := newTestSender(t, pool, ob, clk, cfg)
+	s := newTestSender(t, pool, ob, clk, smtpTo(t, stack.Postfix.SMTPAddr(), config.TLSOpportunistic))
 
 	ticket := seedTicket(t, pool, user)
 	m := ackMail("ack:interop", ticket, user)
@@ -126,18 +118,7 @@ func TestInteropPostfixTLS(t *testing.T) {
 	clk := newClock()
 	ob := newTestOutbox(t, clk, testLimits())
 	sender := func(addr, mode string, tlsConf *tls.Config) *Sender {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ := strconv.Atoi(port)
-		cfg := config.SMTP{Host: host, Port: p, TLS: mode, Auth: config.AuthNone, MaxConnections: 1, Timeout: 10 * time.Second}
-		s, err := NewSender(SenderOptions{Pool: pool, Outbox: ob, SMTP: cfg, MailOut: testLimits(), Now: clk.Now, TLSConfig: tlsConf})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.tr.close)
-		return s
+		return newTestSenderTLS(t, pool, ob, clk, smtpTo(t, addr, mode), tlsConf)
 	}
 	for i, tc := range []struct{ name, addr, mode string }{
 		{"implicit", stack.Postfix.SMTPSAddr(), config.TLSImplicit},
