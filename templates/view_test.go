@@ -35,7 +35,8 @@ func TestInLocationCoversEveryTime(t *testing.T) {
 
 var timeType = reflect.TypeFor[time.Time]()
 
-// fill sets every time.Time reachable from v to at, allocating pointers and one-element slices.
+// fill sets every time.Time reachable from v to at, and every string, int, bool and map to a
+// non-zero value, allocating pointers, one-element slices and one-entry maps.
 func fill(v reflect.Value, at time.Time) {
 	switch {
 	case v.Type() == timeType:
@@ -54,6 +55,19 @@ func fill(v reflect.Value, at time.Time) {
 		s := reflect.MakeSlice(v.Type(), 1, 1)
 		fill(s.Index(0), at)
 		v.Set(s)
+	case v.Kind() == reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(k, at)
+		fill(e, at)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case v.Kind() == reflect.String:
+		v.SetString("x")
+	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
+		v.SetInt(7)
+	case v.Kind() == reflect.Bool:
+		v.SetBool(true)
 	}
 }
 
