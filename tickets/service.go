@@ -656,25 +656,36 @@ func insertMessage(ctx context.Context, tx pgx.Tx, m *Message, now time.Time) er
 	return insertAttachments(ctx, tx, m)
 }
 
-// insertAttachments stores a message's attachments, their content once per SHA-256.
+// insertAttachments stores a message's attachments, their content once per SHA-256, with one
+// pipelined batch (two statements per attachment, one round trip for all).
 func insertAttachments(ctx context.Context, tx pgx.Tx, m *Message) error {
+	if len(m.Attachments) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
 	for i := range m.Attachments {
 		a := &m.Attachments[i]
 		sum := sha256.Sum256(a.Data)
 		a.SHA256 = sum[:]
 		a.Size = int64(len(a.Data))
-		if _, err := tx.Exec(ctx, `INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-			a.SHA256, a.Size, a.Data); err != nil {
-			return fmt.Errorf("store attachment %q: %w", a.Filename, err)
-		}
 		if a.ContentType == "" {
 			a.ContentType = "application/octet-stream"
 		}
-		if err := tx.QueryRow(ctx, `INSERT INTO attachments (message_id, sha256, filename, content_type, content_id, inline, size)
+		b.Queue(`INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a.SHA256, a.Size, a.Data)
+		b.Queue(`INSERT INTO attachments (message_id, sha256, filename, content_type, content_id, inline, size)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			m.ID, a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size).Scan(&a.ID); err != nil {
+			m.ID, a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size)
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for i := range m.Attachments {
+		a := &m.Attachments[i]
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("store attachment %q: %w", a.Filename, err)
+		}
+		if err := br.QueryRow().Scan(&a.ID); err != nil {
 			return fmt.Errorf("insert attachment %q: %w", a.Filename, err)
 		}
 	}
-	return nil
+	return br.Close()
 }

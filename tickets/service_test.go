@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,43 @@ func countRows(t *testing.T, pool *pgxpool.Pool, table string) int {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
+}
+
+// A message's attachments go in with one batch: each gets its row and id, in order, and content
+// shared by two of them is stored once.
+func TestAttachmentsOfOneMessageAreStoredTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, pool := newService(t, tickets.Options{})
+	tk := create(t, ctx, svc, "Printer logs")
+	atts := []tickets.Attachment{
+		{Filename: "a.log", ContentType: "text/plain", Data: []byte("jam at tray 2")},
+		{Filename: "b.bin", Data: []byte{0, 1, 2}},
+		{Filename: "a-again.log", ContentType: "text/plain", Data: []byte("jam at tray 2")},
+	}
+	note, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Message, error) {
+		return tx.AddNote(ctx, tk.ID, tickets.Actor{Kind: tickets.ActorAgent, Name: "ana"}, "logs attached", atts)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range note.Attachments {
+		if a.ID == 0 || (i > 0 && a.ID <= note.Attachments[i-1].ID) {
+			t.Errorf("attachment %d (%s) has id %d: want ids ascending in order", i, a.Filename, a.ID)
+		}
+	}
+	msgs, err := svc.Store().Messages(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := msgs[len(msgs)-1].Attachments
+	if len(got) != 3 || got[0].Filename != "a.log" || got[1].ContentType != "application/octet-stream" ||
+		got[2].Filename != "a-again.log" || !bytes.Equal(got[0].SHA256, got[2].SHA256) || got[1].Size != 3 {
+		t.Fatalf("attachments read back: %+v", got)
+	}
+	if n := countRows(t, pool, "blobs"); n != 3 { // log.txt of the ticket's first message, and two here
+		t.Errorf("%d blobs, want 3 (equal content stored once)", n)
+	}
 }
 
 func TestCreateWritesTicketMessageParticipantsAndOneEvent(t *testing.T) {

@@ -164,8 +164,18 @@ func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
 	}
-	arows, err := s.db.Query(ctx, `SELECT a.id, a.message_id, a.filename, a.content_type, a.content_id, a.inline, a.size, a.sha256
-		FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.ticket_id = $1 ORDER BY a.id`, ticketID)
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, len(out))
+	for i, m := range out {
+		ids[i] = m.ID
+	}
+	// by the message ids just read: joined to messages on ticket_id, the planner hashed the ticket's
+	// messages against a sequential scan of every attachment of the desk (0.6 ms at 3,000), a cost
+	// growing with the desk's history on every reply's notification
+	arows, err := s.db.Query(ctx, `SELECT id, message_id, filename, content_type, content_id, inline, size, sha256
+		FROM attachments WHERE message_id = ANY($1) ORDER BY id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("list attachments of ticket %d: %w", ticketID, err)
 	}
