@@ -163,7 +163,14 @@ func render(m Mail, env envelope) ([]byte, error) {
 			return nil, fmt.Errorf("attach %q: %w", name, err)
 		}
 	}
+	// sized once for the usual case (quoted-printable adds about a quarter to text, base64 a third
+	// to attachments, headers and boundaries a few KB): regrowing it cost 7% of BenchmarkRenderMail
+	size := 4096 + len(m.Text) + len(m.HTML) + (len(m.Text)+len(m.HTML))/4
+	for _, a := range m.Attachments {
+		size += len(a.Data) * 4 / 3
+	}
 	var buf bytes.Buffer
+	buf.Grow(size)
 	if _, err := msg.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("write message: %w", err)
 	}

@@ -73,7 +73,7 @@ func TestSanitizeHeader(t *testing.T) {
 }
 
 // renderFixture renders a mail exercising every header concern.
-func renderFixture(t *testing.T, m Mail) []byte {
+func renderFixture(t testing.TB, m Mail) []byte {
 	t.Helper()
 	m, err := m.normalize()
 	if err != nil {
