@@ -5,3 +5,6 @@ var LoadPending = loadPending
 
 // RawColumns is the column list of a full raw-mail read.
 const RawColumns = rawColumns
+
+// DrawRawIDs is the statement with which StoreRaws starts a COPY.
+const DrawRawIDs = drawRawIDs

@@ -125,7 +125,18 @@ func (c *sqlCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEnd
 // stored once, with ids ascending in UID order, and the rows read back are what was handed in.
 func TestStoreRawsCopiesAndFallsBackOnARefetch(t *testing.T) {
 	ctx := context.Background()
-	pool := testdb.New(t)
+	_, url := testdb.NewWithURL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := &sqlCounter{want: mailin.DrawRawIDs}
+	cfg.ConnConfig.Tracer = copies
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
 	chunk := func(from, to int) []mailin.RawMail {
 		raws := rawChunk(from, to)
 		raws[len(raws)-1].Raw, raws[len(raws)-1].State = nil, mailin.StateQuarantined // oversize: no bytes
@@ -133,16 +144,23 @@ func TestStoreRawsCopiesAndFallsBackOnARefetch(t *testing.T) {
 	}
 	first := chunk(1, 20) // the COPY
 	ids := storeRaws(t, pool, first)
-	// the re-fetch: 11..20 are stored already, 21..30 are new
+	// the re-fetch: 11..20 are stored already, 21..30 are new; the COPY fails, the INSERTs do it
 	second := chunk(11, 30)
 	ids2 := storeRaws(t, pool, second)
+	if n := copies.n.Load(); n != 2 {
+		t.Errorf("%d COPYs started for two chunks of 20, want 2", n)
+	}
+	storeRaws(t, pool, rawChunk(31, 33)) // too few to copy
+	if n := copies.n.Load(); n != 2 {
+		t.Errorf("a chunk of 3 started a COPY (%d in all), want INSERTs", n)
+	}
 
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM raw_mails`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 30 {
-		t.Fatalf("%d raw mails stored, want 30 (each once)", n)
+	if n != 33 {
+		t.Fatalf("%d raw mails stored, want 33 (each once)", n)
 	}
 	for i := 0; i < 10; i++ {
 		if ids2[i] != ids[10+i] {

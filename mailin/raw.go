@@ -248,6 +248,9 @@ const copyMinRows = 8
 var rawCopyColumns = []string{"id", "mailbox", "uidvalidity", "uid", "message_id", "sha256", "size", "raw", "state",
 	"reason", "received_at"}
 
+// drawRawIDs takes $1 ids from raw_mails' sequence, and the transaction's now().
+const drawRawIDs = `SELECT array(SELECT nextval(pg_get_serial_sequence('raw_mails', 'id')) FROM generate_series(1, $1)), now()`
+
 // copyRaws inserts raws with COPY inside a savepoint. The ids are drawn from the table's sequence
 // first, ascending in the order of raws as the INSERTs would have numbered them, and received_at is
 // the transaction's now(), as the column's default would have set it. COPY encodes the rows into a
@@ -259,23 +262,12 @@ func copyRaws(ctx context.Context, tx pgx.Tx, raws []RawMail) ([]int64, error) {
 		return nil, fmt.Errorf("store raw mail: %w", err)
 	}
 	defer sp.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op; otherwise the COPY's error is returned
-	rows, err := sp.Query(ctx, `SELECT nextval(pg_get_serial_sequence('raw_mails', 'id')), now() FROM generate_series(1, $1)`,
-		len(raws))
-	if err != nil {
+	var (
+		ids []int64
+		at  time.Time
+	)
+	if err := sp.QueryRow(ctx, drawRawIDs, len(raws)).Scan(&ids, &at); err != nil {
 		return nil, fmt.Errorf("store raw mail: draw ids: %w", err)
-	}
-	ids := make([]int64, 0, len(raws))
-	var at time.Time
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id, &at); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("store raw mail: draw ids: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if rows.Close(); rows.Err() != nil || len(ids) != len(raws) {
-		return nil, fmt.Errorf("store raw mail: drew %d of %d ids: %v", len(ids), len(raws), rows.Err())
 	}
 	slices.Sort(ids)
 	_, err = sp.CopyFrom(ctx, pgx.Identifier{"raw_mails"}, rawCopyColumns, pgx.CopyFromSlice(len(raws), func(i int) ([]any, error) {
