@@ -45,14 +45,14 @@ func implicitTLSProxy(t *testing.T, backend string) (string, *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay(t, ln, backend, 0)
+	relay(t, ln, backend, 0, nil)
 	return ln.Addr().String(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 // relay accepts connections on ln and relays each to backend until ln is closed at the end of the
 // test. A non-zero lifetime cuts every connection after a random time up to lifetime, as a flaky
-// network would.
-func relay(t *testing.T, ln net.Listener, backend string, lifetime time.Duration) {
+// network would. A non-nil tap also gets what the clients send.
+func relay(t *testing.T, ln net.Listener, backend string, lifetime time.Duration, tap io.Writer) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -80,14 +80,18 @@ func relay(t *testing.T, ln net.Listener, backend string, lifetime time.Duration
 				t.Cleanup(func() { cut.Stop() })
 			}
 			wg.Add(2)
-			pipe := func(dst, src net.Conn) {
+			pipe := func(dst, src net.Conn, tap io.Writer) {
 				defer wg.Done()
-				io.Copy(dst, src) //nolint:errcheck // a relay ends when either side closes
+				var w io.Writer = dst
+				if tap != nil {
+					w = io.MultiWriter(dst, tap)
+				}
+				io.Copy(w, src) //nolint:errcheck // a relay ends when either side closes
 				dst.Close()
 				src.Close()
 			}
-			go pipe(b, c)
-			go pipe(c, b)
+			go pipe(b, c, tap)
+			go pipe(c, b, nil)
 		}
 	}()
 }
@@ -101,7 +105,7 @@ func TestPollerExactlyOnceOverFlakyNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay(t, ln, h.mail.addr(), 150*time.Millisecond)
+	relay(t, ln, h.mail.addr(), 150*time.Millisecond, nil)
 	var logs logBuffer
 	o := pollOptions(logs.logger())
 	o.IdleRefresh = 50 * time.Millisecond
@@ -145,4 +149,58 @@ func TestPollerImplicitTLS(t *testing.T) {
 	if n := h2.count(`SELECT count(*) FROM raw_mails`); n != 0 {
 		t.Errorf("a poller that does not trust the certificate stored %d messages", n)
 	}
+}
+
+// TestPollerMovesABacklogWithOneCommand loads a folder with four chunks of mail: the poller flags
+// and moves them together, with one STORE and one MOVE, not a pair of commands per chunk (a maildir
+// server re-reads the folder's directory after each, which cost Dovecot more than the FETCH).
+func TestPollerMovesABacklogWithOneCommand(t *testing.T) {
+	t.Parallel()
+	h := newPollHarness(t, startMemmail(t))
+	const n = 350 // four chunks
+	for range n {
+		h.mail.appendMsg(t, h.folder, h.newMail(""))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent logBuffer
+	relay(t, ln, h.mail.addr(), 0, &sent)
+	mb := pollMailbox(t, ln.Addr().String())
+	mb.ProcessedFolder = "Processed"
+	h.start(mb, pollOptions(nil))
+	h.waitTickets(n, 60*time.Second)
+	h.waitAllSeen("Processed", n)
+	h.assertExactlyOnce(n)
+	var moves, stores int
+	for line := range strings.Lines(sent.String()) {
+		if f := strings.Fields(line); len(f) >= 3 && strings.EqualFold(f[1], "UID") {
+			switch strings.ToUpper(f[2]) {
+			case "MOVE":
+				moves++
+			case "STORE":
+				stores++
+			}
+		}
+	}
+	if moves != 1 || stores != 1 {
+		t.Errorf("the poller sent %d UID MOVE and %d UID STORE commands for %d messages, want 1 of each; it sent:\n%s",
+			moves, stores, n, commandNames(sent.String()))
+	}
+}
+
+// commandNames lists the commands of an IMAP client's stream, without their arguments.
+func commandNames(stream string) string {
+	var b strings.Builder
+	for line := range strings.Lines(stream) {
+		if f := strings.Fields(line); len(f) >= 2 {
+			name := f[1]
+			if strings.EqualFold(name, "UID") && len(f) >= 3 {
+				name += " " + f[2]
+			}
+			b.WriteString(name + "\n")
+		}
+	}
+	return b.String()
 }
