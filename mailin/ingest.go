@@ -49,7 +49,9 @@ type Options struct {
 	// (default 64 MiB) so a batch of large messages does not exhaust memory.
 	BatchSize  int
 	BatchBytes int64
-	// Workers is how many transactions apply one batch's components at once (default 8).
+	// Workers is how many transactions apply one batch's components at once (default two per
+	// core, at least 4: one transaction computes while another waits for its commit; more only add
+	// context switches between deskd and its database connections).
 	Workers int
 	Log     *slog.Logger
 	// Observe, when set, is called after each commit for every message of the batch with its mailbox,
@@ -76,7 +78,7 @@ func NewIngester(svc *tickets.Service, opts Options) (*Ingester, error) {
 		opts.BatchBytes = 64 << 20
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 8
+		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
