@@ -59,6 +59,9 @@ type Options struct {
 	Observe func(mailbox, outcome string, latency time.Duration)
 }
 
+// DefaultWorkers is Options.Workers when it is not set: two transactions per core, at least 4.
+func DefaultWorkers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
 // Ingester turns stored raw mail into ticket changes (DESIGN.md data flow, "ONE transaction").
 type Ingester struct {
 	svc    *tickets.Service
@@ -78,7 +81,7 @@ func NewIngester(svc *tickets.Service, opts Options) (*Ingester, error) {
 		opts.BatchBytes = 64 << 20
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
+		opts.Workers = DefaultWorkers()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

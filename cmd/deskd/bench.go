@@ -21,6 +21,7 @@ import (
 	"github.com/deskd/deskd/internal/mailstack"
 	"github.com/deskd/deskd/internal/memmail"
 	"github.com/deskd/deskd/internal/pgboot"
+	"github.com/deskd/deskd/mailin"
 )
 
 type benchFlags struct {
@@ -145,6 +146,7 @@ type benchConfigOut struct {
 	MaxConns            int    `json:"db_max_conns"`
 	MaxMessageBytes     int64  `json:"max_message_bytes"`
 	IngestBatch         int    `json:"ingest_batch_size"`
+	IngestWorkers       int    `json:"ingest_workers"`
 	SenderWorkers       int    `json:"sender_workers"`
 	SMTPConnections     int    `json:"smtp_max_connections"`
 	RateLimitPerHour    int    `json:"rate_limit_per_hour"`
@@ -346,7 +348,7 @@ func configOut(f *benchFlags, cfg *config.Config) benchConfigOut {
 	}
 	return benchConfigOut{Messages: f.messages, Dovecot: f.dovecot, LargeAttachments: f.large, LargeAttachmentSize: largeAttachment,
 		IdleSamples: f.idleSamples, Seed: benchSeed, Database: dbName, MaxConns: cfg.Database.MaxConns,
-		MaxMessageBytes: int64(cfg.MailIn.MaxMessageBytes), IngestBatch: 200, SenderWorkers: cfg.MailOut.Workers,
+		MaxMessageBytes: int64(cfg.MailIn.MaxMessageBytes), IngestBatch: 200, IngestWorkers: mailin.DefaultWorkers(), SenderWorkers: cfg.MailOut.Workers,
 		SMTPConnections: cfg.SMTP.MaxConnections, RateLimitPerHour: benchRateLimit, ProcessedFolder: "Processed",
 		SendAfterIngest: f.sendAfterIngest}
 }
