@@ -225,9 +225,9 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 		), m AS (
 			INSERT INTO messages (ticket_id, raw_mail_id, direction, visibility, class, author_kind, author,
 				message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text,
-				body_html, thread_reason, created_at)
+				body_html, thread_reason, created_at, attachment_count)
 			SELECT t.id, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, coalesce($25, '{}'::text[]),
-				coalesce($26, '{}'::text[]), $27, $28, $29, $30, $31, $32
+				coalesce($26, '{}'::text[]), $27, $28, $29, $30, $31, $32, $36
 			FROM t WHERE $13
 			ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id
 		), e AS (
@@ -243,7 +243,7 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 		emails, names, langs, roles,
 		in.Message != nil, m.RawMailID, m.Direction, m.Visibility, m.Class, m.AuthorKind, m.Author, m.MessageID, m.InReplyTo,
 		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, m.VisibleText, m.HTML, m.ThreadReason, m.CreatedAt,
-		in.Actor.Kind, in.Actor.Name, in.Why,
+		in.Actor.Kind, in.Actor.Name, in.Why, len(m.Attachments),
 	).Scan(&tk.ID, &tk.Key, &tk.Prefix, &tk.Number, &tk.Kind, &tk.Status, &tk.Priority, &tk.Queue, &tk.Requester,
 		&tk.Assignee, &tk.Subject, &tk.Language, &tk.CreatedAt, &tk.UpdatedAt, &tk.FirstResponseAt, &tk.ResolvedAt, &tk.ClosedAt,
 		&msgID, &evID)
@@ -641,12 +641,12 @@ func insertMessage(ctx context.Context, tx pgx.Tx, m *Message, now time.Time) er
 	}
 	err := tx.QueryRow(ctx, `INSERT INTO messages (ticket_id, raw_mail_id, direction, visibility, class, author_kind, author,
 		message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text, body_html,
-		thread_reason, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, '{}'::text[]), coalesce($14, '{}'::text[]), $15, $16, $17, $18, $19, $20)
+		thread_reason, created_at, attachment_count)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, '{}'::text[]), coalesce($14, '{}'::text[]), $15, $16, $17, $18, $19, $20, $21)
 		ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id`,
 		m.TicketID, m.RawMailID, m.Direction, m.Visibility, m.Class, m.AuthorKind, m.Author, m.MessageID, m.InReplyTo,
 		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, m.VisibleText, m.HTML, m.ThreadReason,
-		m.CreatedAt).Scan(&m.ID)
+		m.CreatedAt, len(m.Attachments)).Scan(&m.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrDuplicateMail
 	}

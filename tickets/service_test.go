@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,101 @@ func TestAttachmentsOfOneMessageAreStoredTogether(t *testing.T) {
 	}
 	if n := countRows(t, pool, "blobs"); n != 3 { // log.txt of the ticket's first message, and two here
 		t.Errorf("%d blobs, want 3 (equal content stored once)", n)
+	}
+}
+
+// attachmentQueries counts the statements that read the attachments table.
+type attachmentQueries struct{ n atomic.Int64 }
+
+func (c *attachmentQueries) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "FROM attachments") {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (c *attachmentQueries) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Every message records its number of attachments (both ways a message is written), and listing a
+// ticket's messages reads the attachments table only when one of them has some.
+func TestMessagesReadAttachmentsOnlyWhenThereAreSome(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, url := testdb.NewWithURL(t)
+	svc := tickets.NewService(pool, tickets.Options{Now: func() time.Time { return fixedNow }})
+	with := create(t, ctx, svc, "Printer jams") // its first message carries log.txt
+	if _, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Message, error) {
+		return tx.AddNote(ctx, with.ID, agent, "two more", []tickets.Attachment{
+			{Filename: "a.log", Data: []byte("a")}, {Filename: "b.log", Data: []byte("b")}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Message, error) {
+		return tx.AddNote(ctx, with.ID, agent, "no files", nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	without, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Ticket, error) {
+		tk, _, err := tx.Create(ctx, tickets.NewTicket{
+			Prefix: "SD", Queue: "support", Kind: tickets.KindIncident, Priority: tickets.P3,
+			Requester: "carol@example.com", Subject: "Password expired",
+			Message: &tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
+				Author: "carol@example.com", MessageID: "m-carol@example.com", From: "carol@example.com",
+				Subject: "Password expired", Text: "locked out", VisibleText: "locked out"},
+			Actor: requester, Why: "new mail",
+		})
+		return tk, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrong int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM messages m
+		WHERE attachment_count <> (SELECT count(*) FROM attachments a WHERE a.message_id = m.id)`).Scan(&wrong); err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 {
+		t.Errorf("%d messages record a number of attachments they do not have", wrong)
+	}
+
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := &attachmentQueries{}
+	cfg.ConnConfig.Tracer = reads
+	traced, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer traced.Close()
+	st := tickets.NewStore(traced)
+	msgs, err := st.Messages(ctx, with.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range msgs {
+		for _, a := range m.Attachments {
+			names = append(names, a.Filename)
+		}
+		names = append(names, "|")
+	}
+	if got := strings.Join(names, " "); got != "log.txt | a.log b.log | |" {
+		t.Errorf("attachments by message: %q, want %q", got, "log.txt | a.log b.log | |")
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("listing a ticket with attachments read the attachments table %d times, want 1", n)
+	}
+	msgs, err = st.Messages(ctx, without.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || len(msgs[0].Attachments) != 0 {
+		t.Errorf("ticket without attachments: %d messages, %+v", len(msgs), msgs)
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("listing a ticket without attachments read the attachments table (%d reads in all, want 1)", n)
 	}
 }
 
