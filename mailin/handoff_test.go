@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,17 +80,8 @@ func sameRaw(a, b *mailin.RawMail) bool {
 func TestPollerIngestsWithoutReadingRawMailBack(t *testing.T) {
 	t.Parallel()
 	_, url := testdb.NewWithURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readBack := &sqlCounter{want: "SELECT " + mailin.RawColumns + " FROM raw_mails"}
-	cfg.ConnConfig.Tracer = readBack
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	readBack := &testdb.SQLCounter{Want: "SELECT " + mailin.RawColumns + " FROM raw_mails"}
+	pool := testdb.Traced(t, url, readBack)
 	h := &pollHarness{t: t, pool: pool, dbURL: url, ing: newPollIngester(t, pool), mail: startMemmail(t), folder: "INBOX"}
 	var logs logBuffer
 	h.appendMail(3) // a backlog
@@ -100,25 +90,10 @@ func TestPollerIngestsWithoutReadingRawMailBack(t *testing.T) {
 	h.appendMail(2) // noticed in IDLE
 	h.waitTickets(5, 10*time.Second)
 	h.assertExactlyOnce(5)
-	if n := readBack.n.Load(); n != 0 {
+	if n := readBack.Count(); n != 0 {
 		t.Errorf("raw mail read back %d times, want 0 (the poller hands over what it stored)\n%s", n, logs.String())
 	}
 }
-
-// sqlCounter counts the statements whose SQL contains want.
-type sqlCounter struct {
-	want string
-	n    atomic.Int64
-}
-
-func (c *sqlCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(d.SQL, c.want) {
-		c.n.Add(1)
-	}
-	return ctx
-}
-
-func (c *sqlCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // StoreRaws copies a chunk of new mail in one COPY and, when part of the chunk is already stored
 // (a re-fetch after a crash), falls back to ON CONFLICT per message: either way every message is
@@ -126,17 +101,8 @@ func (c *sqlCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEnd
 func TestStoreRawsCopiesAndFallsBackOnARefetch(t *testing.T) {
 	ctx := context.Background()
 	_, url := testdb.NewWithURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copies := &sqlCounter{want: mailin.DrawRawIDs}
-	cfg.ConnConfig.Tracer = copies
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	copies := &testdb.SQLCounter{Want: mailin.DrawRawIDs}
+	pool := testdb.Traced(t, url, copies)
 	chunk := func(from, to int) []mailin.RawMail {
 		raws := rawChunk(from, to)
 		raws[len(raws)-1].Raw, raws[len(raws)-1].State = nil, mailin.StateQuarantined // oversize: no bytes
@@ -147,11 +113,11 @@ func TestStoreRawsCopiesAndFallsBackOnARefetch(t *testing.T) {
 	// the re-fetch: 11..20 are stored already, 21..30 are new; the COPY fails, the INSERTs do it
 	second := chunk(11, 30)
 	ids2 := storeRaws(t, pool, second)
-	if n := copies.n.Load(); n != 2 {
+	if n := copies.Count(); n != 2 {
 		t.Errorf("%d COPYs started for two chunks of 20, want 2", n)
 	}
 	storeRaws(t, pool, rawChunk(31, 33)) // too few to copy
-	if n := copies.n.Load(); n != 2 {
+	if n := copies.Count(); n != 2 {
 		t.Errorf("a chunk of 3 started a COPY (%d in all), want INSERTs", n)
 	}
 

@@ -151,8 +151,8 @@ func (s *imapSession) fetchNew(ctx context.Context) error {
 		}
 		msgs, prevBytes = msgs[n:], bytes
 	}
-	if prev == nil {
-		return s.markDone(ctx, held)
+	if prev == nil { // no new mail: every round of the loop leaves a chunk ingesting
+		return nil
 	}
 	return s.finish(ctx, prev, held)
 }

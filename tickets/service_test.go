@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,18 +100,6 @@ func TestAttachmentsOfOneMessageAreStoredTogether(t *testing.T) {
 	}
 }
 
-// attachmentQueries counts the statements that read the attachments table.
-type attachmentQueries struct{ n atomic.Int64 }
-
-func (c *attachmentQueries) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(d.SQL, "FROM attachments") {
-		c.n.Add(1)
-	}
-	return ctx
-}
-
-func (c *attachmentQueries) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
 // Every message records its number of attachments (both ways a message is written), and listing a
 // ticket's messages reads the attachments table only when one of them has some.
 func TestMessagesReadAttachmentsOnlyWhenThereAreSome(t *testing.T) {
@@ -155,18 +142,8 @@ func TestMessagesReadAttachmentsOnlyWhenThereAreSome(t *testing.T) {
 		t.Errorf("%d messages record a number of attachments they do not have", wrong)
 	}
 
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reads := &attachmentQueries{}
-	cfg.ConnConfig.Tracer = reads
-	traced, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer traced.Close()
-	st := tickets.NewStore(traced)
+	reads := &testdb.SQLCounter{Want: "FROM attachments"}
+	st := tickets.NewStore(testdb.Traced(t, url, reads))
 	msgs, err := st.Messages(ctx, with.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +158,7 @@ func TestMessagesReadAttachmentsOnlyWhenThereAreSome(t *testing.T) {
 	if got := strings.Join(names, " "); got != "log.txt | a.log b.log | |" {
 		t.Errorf("attachments by message: %q, want %q", got, "log.txt | a.log b.log | |")
 	}
-	if n := reads.n.Load(); n != 1 {
+	if n := reads.Count(); n != 1 {
 		t.Errorf("listing a ticket with attachments read the attachments table %d times, want 1", n)
 	}
 	msgs, err = st.Messages(ctx, without.ID)
@@ -191,7 +168,7 @@ func TestMessagesReadAttachmentsOnlyWhenThereAreSome(t *testing.T) {
 	if len(msgs) != 1 || len(msgs[0].Attachments) != 0 {
 		t.Errorf("ticket without attachments: %d messages, %+v", len(msgs), msgs)
 	}
-	if n := reads.n.Load(); n != 1 {
+	if n := reads.Count(); n != 1 {
 		t.Errorf("listing a ticket without attachments read the attachments table (%d reads in all, want 1)", n)
 	}
 }
