@@ -26,7 +26,10 @@ import (
 // rtDesk is a desk for round-trip tests, wired like cmd/deskd (*app).build: the real notifier writes
 // the outbox, so the acknowledgement a test answers is byte for byte what production would send.
 // It reuses the ingest tests' harness (ingest_test.go) for storing, processing and counting.
-type rtDesk struct{ *harness }
+type rtDesk struct {
+	*harness
+	ob *mailout.Outbox // renders the outbox rows as the sender sends them
+}
 
 // rtConfig is a validated configuration built in code, as cmd/deskd demoConfig does.
 func rtConfig(t *testing.T) *config.Config {
@@ -75,7 +78,7 @@ func newRTDesk(t *testing.T) *rtDesk {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rtDesk{&harness{t: t, ctx: context.Background(), pool: pool, svc: svc, ing: ing, signer: opts.Signer}}
+	return &rtDesk{&harness{t: t, ctx: context.Background(), pool: pool, svc: svc, ing: ing, signer: opts.Signer}, notifier.Outbox()}
 }
 
 // deliver stores raw mail as the poller would, ingests all pending mail and returns the one outcome.
@@ -133,16 +136,26 @@ func (d *rtDesk) outbox(ticketID int64, kind string) []string {
 // text returns the first outbox mail of kind about a ticket, parsed.
 func (d *rtDesk) text(ticketID int64, kind string) *parse.Message {
 	d.t.Helper()
-	var raw []byte
-	if err := d.pool.QueryRow(d.ctx, `SELECT raw FROM outbox WHERE ticket_id = $1 AND kind = $2 ORDER BY id LIMIT 1`,
-		ticketID, kind).Scan(&raw); err != nil {
+	var id int64
+	if err := d.pool.QueryRow(d.ctx, `SELECT id FROM outbox WHERE ticket_id = $1 AND kind = $2 ORDER BY id LIMIT 1`,
+		ticketID, kind).Scan(&id); err != nil {
 		d.t.Fatalf("%s mail of ticket %d: %v", kind, ticketID, err)
 	}
-	m, err := parse.Parse(raw)
+	m, err := parse.Parse(d.rendered(id))
 	if err != nil {
 		d.t.Fatalf("parse %s mail: %v", kind, err)
 	}
 	return m
+}
+
+// rendered returns outbox row id as the sender transmits it.
+func (d *rtDesk) rendered(id int64) []byte {
+	d.t.Helper()
+	raw, err := d.ob.Rendered(d.ctx, d.pool, id)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return raw
 }
 
 // rtRequest is the requester's first mail, which opens the ticket.
@@ -172,12 +185,13 @@ func (d *rtDesk) ack(tk *tickets.Ticket) *parse.Message {
 	d.t.Helper()
 	var (
 		rcpt []string
-		raw  []byte
+		id   int64
 	)
-	err := d.pool.QueryRow(d.ctx, `SELECT rcpt_to, raw FROM outbox WHERE ticket_id = $1 AND kind = 'ack'`, tk.ID).Scan(&rcpt, &raw)
+	err := d.pool.QueryRow(d.ctx, `SELECT rcpt_to, id FROM outbox WHERE ticket_id = $1 AND kind = 'ack'`, tk.ID).Scan(&rcpt, &id)
 	if err != nil {
 		d.t.Fatalf("ack of %s: %v", tk.Key, err)
 	}
+	raw := d.rendered(id)
 	if len(rcpt) < 1 || rcpt[0] != tk.Requester {
 		d.t.Errorf("ack of %s went to %v, want the requester %s first", tk.Key, rcpt, tk.Requester)
 	}

@@ -48,7 +48,8 @@ type Attachment struct {
 	Data        []byte
 }
 
-// Mail is one outbound message as the caller describes it. Enqueue renders it to RFC 5322 bytes.
+// Mail is one outbound message as the caller describes it. Enqueue renders it to RFC 5322 bytes, or
+// stores it as a draft that the Sender renders (Compose).
 type Mail struct {
 	// IdempotencyKey identifies the mail across retries of the use case that causes it, for example
 	// "ack:ticket:42" or "reply:message:981". A second Enqueue with the same key writes nothing.
@@ -94,6 +95,12 @@ type Mail struct {
 	Language string
 	// Attachments are sent as multipart/mixed parts after the body.
 	Attachments []Attachment
+	// Compose, when set, defers the content: Subject, Text, HTML and Language are ignored, and the
+	// Outbox's Composer writes them from this JSON payload (with Kind) when the Sender is about to
+	// deliver the mail. The row then holds a draft instead of rendered bytes, so the transaction that
+	// causes the mail renders nothing. Everything else (recipients, policy, Message-ID, Date,
+	// threading) is fixed at Enqueue as for any mail. Not allowed with Attachments.
+	Compose []byte
 }
 
 // automated reports whether m is machine-generated mail in the sense of RFC 3834.

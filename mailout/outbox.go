@@ -69,6 +69,9 @@ type OutboxOptions struct {
 	OwnAddresses []string
 	// Noticer composes loop_detected notices; nil records the event without mailing agents.
 	Noticer Noticer
+	// Composer writes the content of deferred mail (Mail.Compose) at send time; without one such
+	// mail cannot be sent (it goes dead with ErrNoComposer).
+	Composer Composer
 	// BreakerCooldown is how long a tripped breaker stays open. Zero means DefaultBreakerCooldown.
 	BreakerCooldown time.Duration
 	// Now is the clock; nil means time.Now.
@@ -83,6 +86,7 @@ type Outbox struct {
 	limits   config.MailOut
 	own      map[string]bool
 	noticer  Noticer
+	composer Composer
 	cooldown time.Duration
 	now      func() time.Time
 	global   globalCount
@@ -98,6 +102,7 @@ func NewOutbox(o OutboxOptions) (*Outbox, error) {
 		limits:   o.MailOut,
 		own:      make(map[string]bool, len(o.OwnAddresses)),
 		noticer:  o.Noticer,
+		composer: o.Composer,
 		cooldown: o.BreakerCooldown,
 		now:      o.Now,
 	}
@@ -147,7 +152,8 @@ type Enqueued struct {
 // that needs an event (suppressed, recipients dropped, a breaker tripped) costs statements of its own.
 //
 // Each key is claimed with INSERT .. ON CONFLICT DO NOTHING, so concurrent callers with one key write
-// one row; a key given twice in ms is written once. Every message is rendered here, once: its
+// one row; a key given twice in ms is written once. Every message is rendered here, once (a deferred
+// one, Mail.Compose, is stored as a draft that the Sender renders, with the envelope fixed here): its
 // Message-ID is derived from the ticket's signed token and the idempotency key, so a retry of the
 // send (or of the whole use case) carries the identical Message-ID. Recipients removed by policy are
 // left out of the rendered To header.
@@ -213,11 +219,17 @@ func (o *Outbox) enqueueUntilTrip(ctx context.Context, tx pgx.Tx, ms []Mail) ([]
 			status = "suppressed"
 			env.to = m.To
 		}
-		raw, err := render(m, env)
+		var raw, drafted []byte
+		var err error
+		if m.Compose != nil {
+			drafted, err = newDraft(m, env)
+		} else {
+			raw, err = render(m, env)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", m.IdempotencyKey, err)
 		}
-		rows.add(i, m, env, mailFrom, raw, status, d.suppressed)
+		rows.add(i, m, env, mailFrom, raw, drafted, status, d.suppressed)
 	}
 	ids, err := rows.insert(ctx, tx, now, now.Add(o.limits.RetryDeadline))
 	if err != nil {
@@ -303,10 +315,10 @@ type outboxRows struct {
 	key, kind, messageID, mailFrom, rcpt, status, why []string
 	auto                                              []string
 	ticket                                            []*int64
-	raw                                               [][]byte
+	raw, draft                                        [][]byte
 }
 
-func (r *outboxRows) add(i int, m Mail, env envelope, mailFrom string, raw []byte, status, why string) {
+func (r *outboxRows) add(i int, m Mail, env envelope, mailFrom string, raw, draft []byte, status, why string) {
 	var ticket *int64
 	if m.TicketID > 0 {
 		ticket = &m.TicketID
@@ -320,6 +332,7 @@ func (r *outboxRows) add(i int, m Mail, env envelope, mailFrom string, raw []byt
 	// Addresses never contain a line break (normalize), so one string carries the list.
 	r.rcpt = append(r.rcpt, strings.Join(emails(env.to), "\n"))
 	r.raw = append(r.raw, raw)
+	r.draft = append(r.draft, draft)
 	r.status = append(r.status, status)
 	r.why = append(r.why, why)
 	r.auto = append(r.auto, m.AutoSubmitted)
@@ -333,14 +346,14 @@ func (r *outboxRows) insert(ctx context.Context, tx pgx.Tx, now, deadline time.T
 		return out, nil
 	}
 	rows, err := tx.Query(ctx, `
-		INSERT INTO outbox (idempotency_key, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status,
+		INSERT INTO outbox (idempotency_key, ticket_id, kind, message_id, mail_from, rcpt_to, raw, draft, status,
 		                    next_attempt_at, deadline, last_error, created_at, auto_submitted)
-		SELECT u.k, u.t, u.kind, u.mid, u.mf, string_to_array(u.rc, E'\n'), u.raw, u.st, $11, $12, u.why, $11, u.auto
-		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
-		            $8::text[], $9::text[], $10::text[]) AS u(k, t, kind, mid, mf, rc, raw, st, why, auto)
+		SELECT u.k, u.t, u.kind, u.mid, u.mf, string_to_array(u.rc, E'\n'), u.raw, u.draft, u.st, $12, $13, u.why, $12, u.auto
+		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[],
+		            $9::text[], $10::text[], $11::text[]) AS u(k, t, kind, mid, mf, rc, raw, draft, st, why, auto)
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING idempotency_key, id`,
-		r.key, r.ticket, r.kind, r.messageID, r.mailFrom, r.rcpt, r.raw, r.status, r.why, r.auto, now, deadline)
+		r.key, r.ticket, r.kind, r.messageID, r.mailFrom, r.rcpt, r.raw, r.draft, r.status, r.why, r.auto, now, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("insert outbox rows: %w", err)
 	}
@@ -429,6 +442,14 @@ func (o *Outbox) Preview(m Mail) ([]byte, error) {
 		return nil, err
 	}
 	env, _ := o.envelope(m, m.To, o.now())
+	if m.Compose != nil {
+		d, err := newDraft(m, env)
+		if err != nil {
+			return nil, err
+		}
+		raw, _, err := o.renderDraft(d)
+		return raw, err
+	}
 	return render(m, env)
 }
 

@@ -172,7 +172,8 @@ type claimed struct {
 	messageID  string
 	mailFrom   string
 	rcptTo     []string
-	raw        []byte
+	raw        []byte // nil for a draft, until sendRow renders it
+	draft      []byte
 	attempts   int // including this one
 	deadline   time.Time
 	leaseUntil time.Time
@@ -247,7 +248,7 @@ func (s *Sender) claim(ctx context.Context) ([]claimed, error) {
 		UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, next_attempt_at = $3
 		FROM due WHERE o.id = due.id
 		RETURNING o.id, coalesce(o.ticket_id, 0), o.kind, o.message_id, o.mail_from, o.rcpt_to, o.raw,
-		          o.attempts, o.deadline`,
+		          o.draft, o.attempts, o.deadline`,
 		now, s.batch, leaseUntil)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox rows: %w", err)
@@ -256,7 +257,7 @@ func (s *Sender) claim(ctx context.Context) ([]claimed, error) {
 	for rows.Next() {
 		c := claimed{leaseUntil: leaseUntil}
 		if err := rows.Scan(&c.id, &c.ticketID, &c.kind, &c.messageID, &c.mailFrom, &c.rcptTo, &c.raw,
-			&c.attempts, &c.deadline); err != nil {
+			&c.draft, &c.attempts, &c.deadline); err != nil {
 			return nil, fmt.Errorf("claim outbox rows: %w", err)
 		}
 		out = append(out, c)
@@ -279,6 +280,15 @@ var errNotAttempted = errors.New("not attempted")
 func (s *Sender) sendRow(ctx context.Context, r claimed) (bool, error) {
 	if ctx.Err() != nil {
 		return false, errNotAttempted
+	}
+	if r.raw == nil {
+		// A draft is rendered now. It cannot fail differently on the next attempt (the Composer is
+		// pure), so a failure is permanent: the row goes dead and the agents hear of it.
+		raw, _, err := s.outbox.renderDraft(r.draft)
+		if err != nil {
+			return false, s.record(context.WithoutCancel(ctx), r, delivery{permanent: err})
+		}
+		r.raw = raw
 	}
 	c, err := s.tr.get(ctx)
 	if err != nil {

@@ -10,7 +10,7 @@ type View struct {
 	// are computed against it.
 	Now time.Time
 	// Location is the zone in which times are shown; nil means UTC.
-	Location *time.Location
+	Location *time.Location `json:"-"`
 
 	Desk   DeskView
 	Ticket TicketView
@@ -29,14 +29,14 @@ type View struct {
 	// OldStatus and NewStatus describe a status change (status_* mail); ticket status values.
 	OldStatus, NewStatus string
 
-	Escalation EscalationView // escalation
-	Digest     DigestView     // digest
-	Delivery   DeliveryView   // dead_letter
-	Loop       LoopView       // loop_detected
-	Commands   []CommandIssue // command_error
+	Escalation EscalationView `json:",omitzero"` // escalation
+	Digest     DigestView     `json:",omitzero"` // digest
+	Delivery   DeliveryView   `json:",omitzero"` // dead_letter
+	Loop       LoopView       `json:",omitzero"` // loop_detected
+	Commands   []CommandIssue `json:",omitzero"` // command_error
 
 	// Extra carries operator-defined values for override templates ({{index .Extra "phone"}}).
-	Extra map[string]string
+	Extra map[string]string `json:",omitzero"`
 }
 
 // DeskView describes the desk sending the mail.

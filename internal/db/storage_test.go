@@ -8,12 +8,13 @@ import (
 )
 
 // TestMailColumnsStorage pins how mail bytes are stored: received mail out of line and uncompressed
-// (mostly incompressible attachments), rendered mail and message bodies compressed with lz4.
+// (mostly incompressible attachments), rendered mail, mail drafts and message bodies compressed with lz4.
 func TestMailColumnsStorage(t *testing.T) {
 	pool := testdb.New(t)
 	want := map[string][2]string{ // table.column -> attstorage, attcompression
 		"raw_mails.raw":         {"e", ""},
 		"outbox.raw":            {"x", "l"},
+		"outbox.draft":          {"x", "l"},
 		"messages.body_text":    {"x", "l"},
 		"messages.visible_text": {"x", "l"},
 		"messages.body_html":    {"x", "l"},

@@ -1,6 +1,8 @@
-// Package notify turns ticket changes into mail: it implements tickets.Mailer, rendering the right
-// template for each change and enqueueing it in the use case's transaction through a mailout.Outbox,
-// and mailout.Noticer, composing the dead-letter and loop notices to a queue's agents.
+// Package notify turns ticket changes into mail: it implements tickets.Mailer, picking the right
+// template for each change and enqueueing it in the use case's transaction through a mailout.Outbox
+// as a draft (the template and the typed view as of the change), mailout.Composer, rendering those
+// drafts when the Sender delivers them, and mailout.Noticer, composing the dead-letter and loop
+// notices to a queue's agents. An agent's reply that forwards attachments is rendered at once.
 //
 // What is sent, by change:
 //
@@ -110,6 +112,7 @@ func New(o Options) (*Notifier, error) {
 	ob := o.Outbox
 	ob.OwnAddresses = own
 	ob.Noticer = n
+	ob.Composer = n
 	var err error
 	if n.outbox, err = mailout.NewOutbox(ob); err != nil {
 		return nil, fmt.Errorf("create notifier: %w", err)
@@ -203,6 +206,12 @@ func (n *Notifier) agentReplied(ctx context.Context, tx pgx.Tx, c tickets.Change
 	m, err := tc.toRequester(templates.Reply, fmt.Sprintf("reply:message:%d", c.Message.ID), visible(c.Message), "")
 	if err != nil {
 		return nil, err
+	}
+	if len(c.Message.Attachments) > 0 {
+		// attachments are forwarded with the mail's bytes: rendered now, not at send time
+		if err := n.composeNow(&m); err != nil {
+			return nil, err
+		}
 	}
 	store := tickets.NewStore(tx)
 	for _, a := range c.Message.Attachments {
