@@ -40,7 +40,8 @@ type draft struct {
 	InReplyTo     string          `json:"in_reply_to,omitempty"`
 	References    []string        `json:"references,omitempty"`
 	AutoSubmitted string          `json:"auto_submitted,omitempty"`
-	Compose       json.RawMessage `json:"compose"`
+	// Compose is written last by newDraft, appended as it is (encoding/json would re-scan it).
+	Compose json.RawMessage `json:"compose,omitempty"`
 }
 
 // newDraft encodes m (normalized, m.Compose set) with its envelope.
@@ -48,14 +49,18 @@ func newDraft(m Mail, env envelope) ([]byte, error) {
 	if len(m.Attachments) > 0 {
 		return nil, fmt.Errorf("%w: a deferred mail cannot carry attachments", ErrInvalidMail)
 	}
-	if !json.Valid(m.Compose) {
-		return nil, fmt.Errorf("%w: compose payload is not JSON", ErrInvalidMail)
-	}
-	return json.Marshal(draft{
+	b, err := json.Marshal(draft{
 		Kind: m.Kind, From: m.From, ReplyTo: env.replyTo, To: env.to, MessageID: env.messageID, Date: env.date,
 		Domain: env.domain, InReplyTo: m.InReplyTo, References: m.References, AutoSubmitted: m.AutoSubmitted,
-		Compose: m.Compose,
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The payload is the Composer's own JSON, spliced in as the last member without a second pass
+	// over it; a payload that is not JSON makes the draft undecodable, and the mail goes dead at send.
+	out := make([]byte, 0, len(b)+len(m.Compose)+12)
+	out = append(append(out, b[:len(b)-1]...), `,"compose":`...)
+	return append(append(out, m.Compose...), '}'), nil
 }
 
 // renderDraft composes a stored draft and renders it as the RFC 5322 message to send, with the

@@ -211,7 +211,7 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 				name = CASE WHEN u.name <> '' THEN u.name ELSE contacts.name END,
 				language = CASE WHEN u.language <> '' THEN u.language ELSE contacts.language END
 			FROM unnest($9::text[], $10::text[], $11::text[]) AS u(email, name, language)
-			WHERE contacts.email = u.email
+			WHERE contacts.email = u.email AND contacts.email = ANY($9::text[]) -- by index, never a scan
 			  AND ((u.name <> '' AND u.name <> contacts.name) OR (u.language <> '' AND u.language <> contacts.language))
 		), n AS (SELECT nextval('ticket_number_seq') AS number),
 		t AS (
@@ -242,7 +242,7 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 		in.Prefix, in.Kind, in.Priority, in.Queue, requester, subject, in.Language, t.now,
 		emails, names, langs, roles,
 		in.Message != nil, m.RawMailID, m.Direction, m.Visibility, m.Class, m.AuthorKind, m.Author, m.MessageID, m.InReplyTo,
-		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, m.VisibleText, m.HTML, m.ThreadReason, m.CreatedAt,
+		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, storedVisible(&m), m.HTML, m.ThreadReason, m.CreatedAt,
 		in.Actor.Kind, in.Actor.Name, in.Why, len(m.Attachments),
 	).Scan(&tk.ID, &tk.Key, &tk.Prefix, &tk.Number, &tk.Kind, &tk.Status, &tk.Priority, &tk.Queue, &tk.Requester,
 		&tk.Assignee, &tk.Subject, &tk.Language, &tk.CreatedAt, &tk.UpdatedAt, &tk.FirstResponseAt, &tk.ResolvedAt, &tk.ClosedAt,
@@ -626,6 +626,15 @@ func insertLink(ctx context.Context, tx pgx.Tx, from, to int64, kind LinkKind, n
 	return nil
 }
 
+// storedVisible is the visible_text column's value: NULL when it is the whole text (migration 0009;
+// read back as coalesce(visible_text, body_text)), so a message that quotes nothing stores its body once.
+func storedVisible(m *Message) *string {
+	if m.VisibleText == m.Text {
+		return nil
+	}
+	return &m.VisibleText
+}
+
 // ErrDuplicateMail: the raw mail is already a message (unique raw_mail_id); ingest treats it as done.
 var ErrDuplicateMail = errors.New("raw mail already ingested")
 
@@ -645,7 +654,7 @@ func insertMessage(ctx context.Context, tx pgx.Tx, m *Message, now time.Time) er
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, '{}'::text[]), coalesce($14, '{}'::text[]), $15, $16, $17, $18, $19, $20, $21)
 		ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id`,
 		m.TicketID, m.RawMailID, m.Direction, m.Visibility, m.Class, m.AuthorKind, m.Author, m.MessageID, m.InReplyTo,
-		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, m.VisibleText, m.HTML, m.ThreadReason,
+		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, storedVisible(m), m.HTML, m.ThreadReason,
 		m.CreatedAt, len(m.Attachments)).Scan(&m.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrDuplicateMail

@@ -540,3 +540,39 @@ func TestListFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestVisibleTextStoredOnceWhenItIsTheWholeText: a message that quotes nothing stores its text once
+// (visible_text NULL) and reads back with the same visible text; a reply whose visible text differs
+// keeps both.
+func TestVisibleTextStoredOnceWhenItIsTheWholeText(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, pool := newService(t, tickets.Options{})
+	tk := create(t, ctx, svc, "Printer jam")
+	reply := tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
+		Author: "alice@example.com", MessageID: "m2@example.com", From: "alice@example.com", Subject: "Re: Printer jam",
+		Text: "still jammed\n\n> it broke\n", VisibleText: "still jammed\n"}
+	if _, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Message, error) {
+		return tx.AppendMessage(ctx, tk.ID, reply, requester, "reply")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var stored []*string
+	rows, err := pool.Query(ctx, `SELECT visible_text FROM messages WHERE ticket_id = $1 ORDER BY id`, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, err = pgx.CollectRows(rows, pgx.RowTo[*string]); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 2 || stored[0] != nil || stored[1] == nil || *stored[1] != "still jammed\n" {
+		t.Fatalf("stored visible texts %v: want NULL for the first (same as its text), the reply's own for the second", stored)
+	}
+	msgs, err := svc.Store().Messages(ctx, tk.ID)
+	if err != nil || len(msgs) != 2 {
+		t.Fatal(err, len(msgs))
+	}
+	if msgs[0].VisibleText != "it broke" || msgs[1].VisibleText != "still jammed\n" || msgs[1].Text != reply.Text {
+		t.Errorf("read back %q / %q (text %q)", msgs[0].VisibleText, msgs[1].VisibleText, msgs[1].Text)
+	}
+}

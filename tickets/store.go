@@ -137,7 +137,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Ticket, error) {
 }
 
 const messageColumns = `id, ticket_id, raw_mail_id, direction, visibility, class, author_kind, author, message_id,
-	in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text, body_html,
+	in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, coalesce(visible_text, body_text), body_html,
 	thread_reason, created_at`
 
 // Messages returns a ticket's messages, oldest first, with attachment metadata (not data).
