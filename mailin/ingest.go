@@ -372,8 +372,8 @@ func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo 
 }
 
 // partition groups messages into components (union of Message-ID, In-Reply-To, References and every
-// sender and recipient address except the desk's own) and deals the components to at most n buckets,
-// keeping each component whole and in order. Messages of one thread stay in one transaction, and no
+// sender and recipient address except the desk's own) and deals the components to at most n buckets
+// of about equal size, keeping each component whole and in order. Messages of one thread stay in one transaction, and no
 // two concurrent transactions touch the same contact or recipient, so they never wait for each
 // other's row or rate-limit locks.
 func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
@@ -418,17 +418,34 @@ func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 		}
 	}
 	n = max(1, min(n, len(preps)))
-	buckets := make([][]prepared, n)
-	slot := map[int]int{}
-	next := 0
-	for i, p := range preps {
-		root := find(i)
-		b, ok := slot[root]
-		if !ok {
-			b = next % n
-			slot[root] = b
-			next++
+	// Components go to the least loaded bucket, largest first: the batch ends when its slowest
+	// transaction does, so even buckets keep every core busy to the end (a requester who writes a
+	// tenth of the mail makes one large component).
+	size := map[int]int{}
+	var roots []int
+	for i := range preps {
+		r := find(i)
+		if size[r] == 0 {
+			roots = append(roots, r)
 		}
+		size[r]++
+	}
+	sort.SliceStable(roots, func(a, b int) bool { return size[roots[a]] > size[roots[b]] })
+	load := make([]int, n)
+	slot := make(map[int]int, len(roots))
+	for _, r := range roots {
+		b := 0
+		for j := range load {
+			if load[j] < load[b] {
+				b = j
+			}
+		}
+		slot[r] = b
+		load[b] += size[r]
+	}
+	buckets := make([][]prepared, n)
+	for i, p := range preps {
+		b := slot[find(i)]
 		buckets[b] = append(buckets[b], p)
 	}
 	out := buckets[:0]
@@ -440,27 +457,61 @@ func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 	return out
 }
 
-// prepare runs the pure stages on all messages in parallel, keeping their order.
+// prepare runs the pure stages on all messages in parallel, keeping their order; a message the
+// poller already prepared (prepareAhead) is taken as it is.
 func (in *Ingester) prepare(raws []*RawMail) []prepared {
 	out := make([]prepared, len(raws))
-	workers := min(runtime.GOMAXPROCS(0), len(raws))
+	in.parallel(len(raws), func(i int) {
+		if r := raws[i]; r.prep != nil {
+			out[i], r.prep = *r.prep, nil
+			return
+		}
+		out[i] = in.prepareOne(raws[i])
+	})
+	return out
+}
+
+// prepareAhead parses and classifies the pending messages of raws in the background and returns
+// a function that waits for it: the poller runs it while the chunk is being stored, during the
+// previous chunk's ingest, so the parsing is off the ingest's path. Nothing is written: the result
+// only spares the ingest the same pure work.
+func (in *Ingester) prepareAhead(raws []RawMail) (wait func()) {
+	done := make(chan struct{})
+	preps := make([]*prepared, len(raws))
+	go func() {
+		defer close(done)
+		in.parallel(len(raws), func(i int) {
+			if r := &raws[i]; r.State == StatePending && r.Raw != nil {
+				p := in.prepareOne(r)
+				preps[i] = &p
+			}
+		})
+	}()
+	return func() { // attached only now: the store reads raws meanwhile
+		<-done
+		for i, p := range preps {
+			raws[i].prep = p
+		}
+	}
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines.
+func (in *Ingester) parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range next {
-				out[i] = in.prepareOne(raws[i])
+				fn(i)
 			}
-		}()
+		})
 	}
-	for i := range raws {
+	for i := range n {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	return out
 }
 
 func (in *Ingester) prepareOne(r *RawMail) (p prepared) {

@@ -282,7 +282,9 @@ func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64
 	}
 	upTo := uint32(chunk[len(chunk)-1].uid)
 	stored := time.Now()
+	parsed := s.p.ing.prepareAhead(raws) // parse while the chunk is written
 	ids, err := s.p.storeChunk(ctx, s.uidValidity, raws, upTo)
+	parsed()
 	if err != nil {
 		return nil, nil, err
 	}

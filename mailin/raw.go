@@ -45,6 +45,10 @@ type RawMail struct {
 	Attempts    int
 	ReceivedAt  time.Time
 	ProcessedAt *time.Time
+
+	// prep is the parse and classification of a message the poller has just fetched, run while it
+	// was being stored (Ingester.prepareAhead); the ingest uses it instead of parsing again.
+	prep *prepared
 }
 
 // NewRaw prepares a RawMail from fetched bytes. When the message exceeds maxBytes (0: no cap) its
