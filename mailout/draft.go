@@ -30,16 +30,16 @@ var ErrNoComposer = errors.New("outbox row is a draft and no composer is configu
 // draft is a deferred mail as stored in outbox.draft: what the enqueueing transaction fixed (the
 // envelope, the threading headers, Auto-Submitted) and the Composer's payload for the content.
 type draft struct {
-	Kind          string          `json:"kind"`
-	From          Address         `json:"from"`
-	ReplyTo       Address         `json:"reply_to"`
-	To            []Address       `json:"to"`
-	MessageID     string          `json:"message_id"`
-	Date          time.Time       `json:"date"`
-	Domain        string          `json:"domain"`
-	InReplyTo     string          `json:"in_reply_to,omitempty"`
-	References    []string        `json:"references,omitempty"`
-	AutoSubmitted string          `json:"auto_submitted,omitempty"`
+	Kind          string    `json:"kind"`
+	From          Address   `json:"from"`
+	ReplyTo       Address   `json:"reply_to"`
+	To            []Address `json:"to"`
+	MessageID     string    `json:"message_id"`
+	Date          time.Time `json:"date"`
+	Domain        string    `json:"domain"`
+	InReplyTo     string    `json:"in_reply_to,omitempty"`
+	References    []string  `json:"references,omitempty"`
+	AutoSubmitted string    `json:"auto_submitted,omitempty"`
 	// Compose is written last by newDraft, appended as it is (encoding/json would re-scan it).
 	Compose json.RawMessage `json:"compose,omitempty"`
 }
