@@ -35,10 +35,7 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 		return "", "", "", errors.New("no usable From address: cannot open or update a ticket")
 	}
 	if d.Action == thread.Append {
-		tk, err := tx.Store().Ticket(ctx, d.TicketID)
-		if err != nil {
-			return "", "", "", err
-		}
+		tk := tickets.Ticket{ID: d.TicketID, Key: d.TicketKey} // just read by the threader; locked by AppendMessage
 		actor := tickets.Actor{Kind: tickets.ActorUser, Name: from}
 		why := d.Reason
 		if agent, ok := in.opts.Agents[from]; ok {
