@@ -68,8 +68,8 @@ const defaultMemoryLimit = 128 << 20
 // every message's bytes several times over while little of it stays live (20-30 MB), so at Go's
 // default of 100 the collector ran several times a second and took a sixth of deskd's CPU; at 400 it
 // runs a quarter as often, and the soft memory limit above still bounds the heap (deskd bench: CPU
-// per message 0.39 -> 0.29-0.31 ms in deskd, peak RSS 56 -> 100-110 MB; with 25 MB attachments,
-// where the limit rules, 173-175 MB either way).
+// per message 0.39 -> 0.29-0.31 ms in deskd, peak RSS 56 -> 100-140 MB; with 25 MB attachments
+// 196-197 MB against 178 MB at GOGC=100, which a deployment short of memory can set).
 const defaultGCPercent = 400
 
 // newApp opens the database, refuses an outdated schema and builds the services.
