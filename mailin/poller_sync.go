@@ -282,7 +282,12 @@ func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64
 	}
 	upTo := uint32(chunk[len(chunk)-1].uid)
 	stored := time.Now()
-	parsed := s.p.ing.prepareAhead(raws) // parse while the chunk is written
+	// Parse while the chunk is written, unless it is large: then the parse waits for the write's
+	// buffers to be freed, so a 25 MB attachment is not held decoded and encoded at once.
+	parsed := func() {}
+	if total := chunkSize(raws); total <= overlapBytes {
+		parsed = s.p.ing.prepareAhead(raws)
+	}
 	ids, err := s.p.storeChunk(ctx, s.uidValidity, raws, upTo)
 	parsed()
 	if err != nil {
@@ -298,6 +303,15 @@ func (s *imapSession) storeNew(ctx context.Context, chunk []newMessage) ([]int64
 	s.p.log.Debug("chunk stored", "messages", len(chunk), "up_to_uid", upTo, "fetch", stored.Sub(start), "store", time.Since(stored))
 	s.p.failpoint(FailAfterStore)
 	return ids, fresh, nil
+}
+
+// chunkSize is the raw bytes of raws.
+func chunkSize(raws []RawMail) int64 {
+	var n int64
+	for i := range raws {
+		n += int64(len(raws[i].Raw))
+	}
+	return n
 }
 
 // storeChunk stores raws and advances the checkpoint to upTo in one transaction: once it commits,
