@@ -323,20 +323,22 @@ func notFound(err error) error {
 	return err
 }
 
+// TicketByID reads the ticket with its participants in one round trip.
 func (l storeLookup) TicketByID(ctx context.Context, id int64) (thread.TicketRef, error) {
-	tk, err := l.st.Ticket(ctx, id)
+	tk, others, err := l.st.TicketAndOthers(ctx, id)
 	if err != nil {
 		return thread.TicketRef{}, notFound(err)
 	}
-	return l.ref(ctx, tk)
+	return thread.TicketRef{ID: tk.ID, Key: tk.Key, Closed: tk.Status == tickets.StatusClosed, Requester: tk.Requester,
+		Participants: others}, nil
 }
 
 func (l storeLookup) TicketByMessageID(ctx context.Context, ids []string) (thread.TicketRef, string, error) {
-	tk, matched, err := l.st.TicketByMessageID(ctx, ids)
+	id, matched, err := l.st.TicketIDByMessageID(ctx, ids)
 	if err != nil {
 		return thread.TicketRef{}, "", notFound(err)
 	}
-	ref, err := l.ref(ctx, tk)
+	ref, err := l.TicketByID(ctx, id)
 	return ref, matched, err
 }
 

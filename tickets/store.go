@@ -32,10 +32,10 @@ func NewPoolStore(p *pgxpool.Pool) *Store { return &Store{db: p} }
 const ticketColumns = `id, key, prefix, number, kind, status, priority, queue, requester, coalesce(assignee, ''),
 	subject, language, created_at, updated_at, first_response_at, resolved_at, closed_at`
 
-func scanTicket(row pgx.Row) (*Ticket, error) {
+func scanTicket(row pgx.Row, extra ...any) (*Ticket, error) {
 	var t Ticket
-	err := row.Scan(&t.ID, &t.Key, &t.Prefix, &t.Number, &t.Kind, &t.Status, &t.Priority, &t.Queue, &t.Requester,
-		&t.Assignee, &t.Subject, &t.Language, &t.CreatedAt, &t.UpdatedAt, &t.FirstResponseAt, &t.ResolvedAt, &t.ClosedAt)
+	err := row.Scan(append([]any{&t.ID, &t.Key, &t.Prefix, &t.Number, &t.Kind, &t.Status, &t.Priority, &t.Queue, &t.Requester,
+		&t.Assignee, &t.Subject, &t.Language, &t.CreatedAt, &t.UpdatedAt, &t.FirstResponseAt, &t.ResolvedAt, &t.ClosedAt}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -52,6 +52,20 @@ func (s *Store) Ticket(ctx context.Context, id int64) (*Ticket, error) {
 		return nil, fmt.Errorf("load ticket %d: %w", id, err)
 	}
 	return t, nil
+}
+
+// TicketAndOthers returns a ticket with the addresses of its participants other than the requester
+// (watchers and agents), in one round trip: what the threader checks a sender against.
+func (s *Store) TicketAndOthers(ctx context.Context, id int64) (*Ticket, []string, error) {
+	var others []string
+	t, err := scanTicket(s.db.QueryRow(ctx, `SELECT `+ticketColumns+`,
+		coalesce((SELECT array_agg(p.email ORDER BY p.role, p.email) FROM participants p
+		          WHERE p.ticket_id = tickets.id AND p.role <> 'requester'), '{}')
+		FROM tickets WHERE id = $1`, id), &others)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load ticket %d: %w", id, err)
+	}
+	return t, others, nil
 }
 
 // TicketByKey returns the ticket with key (case-insensitive, e.g. "sd-1042"), or ErrNotFound.
@@ -280,8 +294,21 @@ func (s *Store) Links(ctx context.Context, ticketID int64) ([]Link, error) {
 // Message-IDs, trying them in the order given, and which stored ID matched; ErrNotFound when none
 // does. Stored IDs keep their case and are compared lower-cased.
 func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (*Ticket, string, error) {
+	ticketID, matched, err := s.TicketIDByMessageID(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := s.Ticket(ctx, ticketID)
+	if err != nil {
+		return nil, "", err
+	}
+	return t, matched, nil
+}
+
+// TicketIDByMessageID is TicketByMessageID without loading the ticket: its id and the id that matched.
+func (s *Store) TicketIDByMessageID(ctx context.Context, ids []string) (int64, string, error) {
 	if len(ids) == 0 {
-		return nil, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
+		return 0, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
 	}
 	var (
 		ticketID int64
@@ -299,14 +326,10 @@ func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (*Ticket, s
 			ORDER BY want.ord LIMIT 1`, ids).Scan(&ticketID, &matched)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
+		return 0, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("find ticket by message-id: %w", err)
+		return 0, "", fmt.Errorf("find ticket by message-id: %w", err)
 	}
-	t, err := s.Ticket(ctx, ticketID)
-	if err != nil {
-		return nil, "", err
-	}
-	return t, matched, nil
+	return ticketID, matched, nil
 }
