@@ -8,3 +8,6 @@ const RawColumns = rawColumns
 
 // DrawRawIDs is the statement with which StoreRaws starts a COPY.
 const DrawRawIDs = drawRawIDs
+
+// SetMoveBatch makes a poller with o flag and move processed mail every n messages of a backlog.
+func SetMoveBatch(o *PollerOptions, n int) { o.moveBatch = n }

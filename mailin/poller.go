@@ -80,6 +80,9 @@ type PollerOptions struct {
 	// per fetched chunk, FailBeforeSeen before every STORE \Seen batch (also during recovery).
 	// Tests use it to kill the process there; nil in production.
 	Failpoint func(point string)
+
+	// moveBatch overrides moveBatch (tests of the background flagging with small backlogs).
+	moveBatch int
 }
 
 const (

@@ -204,3 +204,43 @@ func commandNames(stream string) string {
 	}
 	return b.String()
 }
+
+// TestPollerFlagsABacklogOnASecondConnection: in a backlog larger than the flagging batch, the
+// processed mail is flagged and moved on a second connection while the first goes on fetching, and
+// every message still ends up ingested once, seen and in the processed folder.
+func TestPollerFlagsABacklogOnASecondConnection(t *testing.T) {
+	t.Parallel()
+	h := newPollHarness(t, startMemmail(t))
+	const n = 450 // five chunks, flagged every 100 messages
+	for range n {
+		h.mail.appendMsg(t, h.folder, h.newMail(""))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent logBuffer
+	relay(t, ln, h.mail.addr(), 0, &sent)
+	mb := pollMailbox(t, ln.Addr().String())
+	mb.ProcessedFolder = "Processed"
+	o := pollOptions(nil)
+	mailin.SetMoveBatch(&o, 100)
+	h.start(mb, o)
+	h.waitTickets(n, 60*time.Second)
+	h.waitAllSeen("Processed", n)
+	h.assertExactlyOnce(n)
+	var logins, moves int
+	for line := range strings.Lines(sent.String()) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && (strings.EqualFold(f[1], "LOGIN") || strings.EqualFold(f[1], "AUTHENTICATE")):
+			logins++
+		case len(f) >= 3 && strings.EqualFold(f[1], "UID") && strings.EqualFold(f[2], "MOVE"):
+			moves++
+		}
+	}
+	if logins < 2 || moves < 2 {
+		t.Errorf("%d logins and %d UID MOVE commands, want a second connection and a move per batch; commands:\n%s",
+			logins, moves, commandNames(sent.String()))
+	}
+}

@@ -26,6 +26,13 @@ type imapSession struct {
 	canMove     bool   // RFC 6851
 	canUIDPlus  bool   // RFC 4315
 	canIdle     bool   // RFC 2177
+
+	// The background flagging of a backlog (flagAsync): a second connection to the same folder,
+	// opened on first use, and the flagging running on it.
+	flagger   *imapSession
+	noFlagger bool          // opening it failed: flag on this connection
+	flagging  chan struct{} // closed when the running flagging ends; nil when none ran yet
+	flagErr   error
 }
 
 // session runs one connection: log in, select, recover, then fetch and wait until an error or ctx
@@ -131,6 +138,16 @@ func (s *imapSession) guard(ctx context.Context) func() { return guard(ctx, s.c,
 // open authenticates, creates the processed folder when missing, selects the folder and loads the
 // checkpoint.
 func (s *imapSession) open(ctx context.Context) error {
+	if err := s.openFolder(ctx); err != nil {
+		return err
+	}
+	var err error
+	s.lastUID, err = s.p.loadCheckpoint(ctx, s.uidValidity)
+	return err
+}
+
+// openFolder logs in, creates the processed folder when one is configured and selects the folder.
+func (s *imapSession) openFolder(ctx context.Context) error {
 	defer s.guard(ctx)()
 	mb := s.p.mb
 	var err error
@@ -157,8 +174,7 @@ func (s *imapSession) open(ctx context.Context) error {
 		return fmt.Errorf("select %s: %w", mb.Folder, err)
 	}
 	s.uidValidity = sel.UIDValidity
-	s.lastUID, err = s.p.loadCheckpoint(ctx, sel.UIDValidity)
-	return err
+	return nil
 }
 
 // alreadyExists recognises the answer to CREATE of an existing folder (RFC 5530 ALREADYEXISTS;
@@ -247,6 +263,11 @@ func (s *imapSession) reselect(ctx context.Context) error {
 
 // close logs out (best effort, bounded) and closes the connection.
 func (s *imapSession) close(ctx context.Context) {
+	if s.flagger != nil {
+		s.waitFlagging() //nolint:errcheck // the session ends either way; reconcile flags what is left
+		s.flagger.close(ctx)
+		s.flagger = nil
+	}
 	select {
 	case <-s.c.Closed():
 	default:
