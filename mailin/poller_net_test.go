@@ -156,19 +156,8 @@ func TestPollerImplicitTLS(t *testing.T) {
 // server re-reads the folder's directory after each, which cost Dovecot more than the FETCH).
 func TestPollerMovesABacklogWithOneCommand(t *testing.T) {
 	t.Parallel()
-	h := newPollHarness(t, startMemmail(t))
 	const n = 350 // four chunks
-	for range n {
-		h.mail.appendMsg(t, h.folder, h.newMail(""))
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sent logBuffer
-	relay(t, ln, h.mail.addr(), 0, &sent)
-	mb := pollMailbox(t, ln.Addr().String())
-	mb.ProcessedFolder = "Processed"
+	h, mb, sent := relayedBacklog(t, n)
 	h.start(mb, pollOptions(nil))
 	h.waitTickets(n, 60*time.Second)
 	h.waitAllSeen("Processed", n)
@@ -188,6 +177,25 @@ func TestPollerMovesABacklogWithOneCommand(t *testing.T) {
 		t.Errorf("the poller sent %d UID MOVE and %d UID STORE commands for %d messages, want 1 of each; it sent:\n%s",
 			moves, stores, n, commandNames(sent.String()))
 	}
+}
+
+// relayedBacklog is a folder of n new messages behind a relay that logs what the poller sends, and
+// a mailbox through the relay with a processed folder.
+func relayedBacklog(t *testing.T, n int) (*pollHarness, mailin.MailboxConfig, *logBuffer) {
+	t.Helper()
+	h := newPollHarness(t, startMemmail(t))
+	for range n {
+		h.mail.appendMsg(t, h.folder, h.newMail(""))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := &logBuffer{}
+	relay(t, ln, h.mail.addr(), 0, sent)
+	mb := pollMailbox(t, ln.Addr().String())
+	mb.ProcessedFolder = "Processed"
+	return h, mb, sent
 }
 
 // commandNames lists the commands of an IMAP client's stream, without their arguments.
@@ -210,19 +218,8 @@ func commandNames(stream string) string {
 // every message still ends up ingested once, seen and in the processed folder.
 func TestPollerFlagsABacklogOnASecondConnection(t *testing.T) {
 	t.Parallel()
-	h := newPollHarness(t, startMemmail(t))
 	const n = 450 // five chunks, flagged every 100 messages
-	for range n {
-		h.mail.appendMsg(t, h.folder, h.newMail(""))
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sent logBuffer
-	relay(t, ln, h.mail.addr(), 0, &sent)
-	mb := pollMailbox(t, ln.Addr().String())
-	mb.ProcessedFolder = "Processed"
+	h, mb, sent := relayedBacklog(t, n)
 	o := pollOptions(nil)
 	mailin.SetMoveBatch(&o, 100)
 	h.start(mb, o)
