@@ -173,6 +173,10 @@ func TestPollerDovecot(t *testing.T) {
 	})
 	t.Run("Backlog", func(t *testing.T) {
 		t.Parallel()
-		pollerBacklog(t, startDovecot(t), false)
+		pollerBacklog(t, startDovecot(t), false, 0)
+	})
+	t.Run("BacklogFlaggedOnASecondConnection", func(t *testing.T) {
+		t.Parallel()
+		pollerBacklog(t, startDovecot(t), false, 100)
 	})
 }

@@ -360,8 +360,9 @@ func pollerProcessedFolder(t *testing.T, h *pollHarness, disableMove bool) {
 // pollerBacklog starts a poller on a folder holding several chunks of mail: each chunk is fetched
 // while the one before is ingested, and every message must end up \Seen in the processed folder,
 // exactly once, without the session failing on the way (a message the previous chunk's ingest took
-// along must not be moved a second time).
-func pollerBacklog(t *testing.T, h *pollHarness, disableMove bool) {
+// along must not be moved a second time). With moveBatch > 0 the processed mail is flagged every
+// moveBatch messages on a second connection while the first fetches on.
+func pollerBacklog(t *testing.T, h *pollHarness, disableMove bool, moveBatch int) {
 	const n = 350 // four chunks
 	for range n {
 		h.mail.appendMsg(t, h.folder, h.newMail(""))
@@ -371,6 +372,9 @@ func pollerBacklog(t *testing.T, h *pollHarness, disableMove bool) {
 	logs := &logBuffer{}
 	o := pollOptions(logs.logger())
 	o.DisableMove = disableMove
+	if moveBatch > 0 {
+		mailin.SetMoveBatch(&o, moveBatch)
+	}
 	h.start(mb, o)
 	h.waitTickets(n, 60*time.Second)
 	h.waitAllSeen("Processed", n)
@@ -386,10 +390,12 @@ func pollerBacklog(t *testing.T, h *pollHarness, disableMove bool) {
 func TestPollerBacklog(t *testing.T) {
 	t.Parallel()
 	for _, disableMove := range []bool{false, true} {
-		t.Run(fmt.Sprintf("disableMove=%v", disableMove), func(t *testing.T) {
-			t.Parallel()
-			pollerBacklog(t, newPollHarness(t, startMemmail(t)), disableMove)
-		})
+		for _, moveBatch := range []int{0, 100} {
+			t.Run(fmt.Sprintf("disableMove=%v/moveBatch=%d", disableMove, moveBatch), func(t *testing.T) {
+				t.Parallel()
+				pollerBacklog(t, newPollHarness(t, startMemmail(t)), disableMove, moveBatch)
+			})
+		}
 	}
 }
 
