@@ -124,7 +124,7 @@ func New(o Options) (*Notifier, error) {
 // mail of their own in the same transactions.
 func (n *Notifier) Outbox() *mailout.Outbox { return n.outbox }
 
-// TicketChanged renders the mail that c causes, reading through tx (tickets.Mailer); WriteMail
+// TicketChanged composes the mail that c causes as drafts, reading through tx (tickets.Mailer); WriteMail
 // enqueues it. Changes that cause no mail return none. An error aborts the use case.
 func (n *Notifier) TicketChanged(ctx context.Context, tx pgx.Tx, c tickets.Change) ([]mailout.Mail, error) {
 	var (
