@@ -302,20 +302,6 @@ func addrs(list []*mail.Address) []string {
 // storeLookup answers the threader's look-ups from the ticket store inside the ingest transaction.
 type storeLookup struct{ st *tickets.Store }
 
-func (l storeLookup) ref(ctx context.Context, tk *tickets.Ticket) (thread.TicketRef, error) {
-	parts, err := l.st.Participants(ctx, tk.ID)
-	if err != nil {
-		return thread.TicketRef{}, err
-	}
-	ref := thread.TicketRef{ID: tk.ID, Key: tk.Key, Closed: tk.Status == tickets.StatusClosed, Requester: tk.Requester}
-	for _, p := range parts {
-		if p.Role != tickets.RoleRequester {
-			ref.Participants = append(ref.Participants, p.Email)
-		}
-	}
-	return ref, nil
-}
-
 func notFound(err error) error {
 	if errors.Is(err, tickets.ErrNotFound) {
 		return fmt.Errorf("%w: %v", thread.ErrNotFound, err)
@@ -347,7 +333,7 @@ func (l storeLookup) TicketByKey(ctx context.Context, key string) (thread.Ticket
 	if err != nil {
 		return thread.TicketRef{}, notFound(err)
 	}
-	return l.ref(ctx, tk)
+	return l.TicketByID(ctx, tk.ID)
 }
 
 // stripPlus removes a sub-address: "support+t-x@example.com" becomes "support@example.com".

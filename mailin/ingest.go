@@ -372,8 +372,8 @@ func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo 
 }
 
 // partition groups messages into components (union of Message-ID, In-Reply-To, References and every
-// sender and recipient address except the desk's own) and deals the components to at most n buckets
-// of about equal size, keeping each component whole and in order. Messages of one thread stay in one transaction, and no
+// sender and recipient address except the desk's own) and deals the components to at most n buckets,
+// keeping each component whole and in order. Messages of one thread stay in one transaction, and no
 // two concurrent transactions touch the same contact or recipient, so they never wait for each
 // other's row or rate-limit locks.
 func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
@@ -418,34 +418,17 @@ func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 		}
 	}
 	n = max(1, min(n, len(preps)))
-	// Components go to the least loaded bucket, largest first: the batch ends when its slowest
-	// transaction does, so even buckets keep every core busy to the end (a requester who writes a
-	// tenth of the mail makes one large component).
-	size := map[int]int{}
-	var roots []int
-	for i := range preps {
-		r := find(i)
-		if size[r] == 0 {
-			roots = append(roots, r)
-		}
-		size[r]++
-	}
-	sort.SliceStable(roots, func(a, b int) bool { return size[roots[a]] > size[roots[b]] })
-	load := make([]int, n)
-	slot := make(map[int]int, len(roots))
-	for _, r := range roots {
-		b := 0
-		for j := range load {
-			if load[j] < load[b] {
-				b = j
-			}
-		}
-		slot[r] = b
-		load[b] += size[r]
-	}
 	buckets := make([][]prepared, n)
+	slot := map[int]int{}
+	next := 0
 	for i, p := range preps {
-		b := slot[find(i)]
+		root := find(i)
+		b, ok := slot[root]
+		if !ok {
+			b = next % n
+			slot[root] = b
+			next++
+		}
 		buckets[b] = append(buckets[b], p)
 	}
 	out := buckets[:0]

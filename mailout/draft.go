@@ -64,26 +64,26 @@ func newDraft(m Mail, env envelope) ([]byte, error) {
 }
 
 // renderDraft composes a stored draft and renders it as the RFC 5322 message to send, with the
-// Message-ID, Date and recipients fixed when it was enqueued. It also returns the subject.
-func (o *Outbox) renderDraft(b []byte) ([]byte, string, error) {
+// Message-ID, Date and recipients fixed when it was enqueued.
+func (o *Outbox) renderDraft(b []byte) ([]byte, error) {
 	if o.composer == nil {
-		return nil, "", ErrNoComposer
+		return nil, ErrNoComposer
 	}
 	var d draft
 	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, "", fmt.Errorf("decode draft: %w", err)
+		return nil, fmt.Errorf("decode draft: %w", err)
 	}
 	c, err := o.composer.Compose(d.Kind, d.Compose)
 	if err != nil {
-		return nil, "", fmt.Errorf("compose %s: %w", d.Kind, err)
+		return nil, fmt.Errorf("compose %s: %w", d.Kind, err)
 	}
 	m := Mail{Kind: d.Kind, From: d.From, To: d.To, Subject: sanitizeHeader(c.Subject), Text: c.Text, HTML: c.HTML,
 		InReplyTo: d.InReplyTo, References: d.References, AutoSubmitted: d.AutoSubmitted, Language: c.Language}
 	raw, err := render(m, envelope{messageID: d.MessageID, date: d.Date, domain: d.Domain, replyTo: d.ReplyTo, to: d.To})
 	if err != nil {
-		return nil, "", fmt.Errorf("render %s: %w", d.Kind, err)
+		return nil, fmt.Errorf("render %s: %w", d.Kind, err)
 	}
-	return raw, m.Subject, nil
+	return raw, nil
 }
 
 // Rendered returns outbox row id as the RFC 5322 message the Sender transmits: its stored bytes, or
@@ -98,7 +98,7 @@ func (o *Outbox) Rendered(ctx context.Context, q interface {
 	if raw != nil {
 		return raw, nil
 	}
-	raw, _, err := o.renderDraft(d)
+	raw, err := o.renderDraft(d)
 	if err != nil {
 		return nil, fmt.Errorf("outbox %d: %w", id, err)
 	}

@@ -447,7 +447,7 @@ func (o *Outbox) Preview(m Mail) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		raw, _, err := o.renderDraft(d)
+		raw, err := o.renderDraft(d)
 		return raw, err
 	}
 	return render(m, env)

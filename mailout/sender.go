@@ -284,7 +284,7 @@ func (s *Sender) sendRow(ctx context.Context, r claimed) (bool, error) {
 	if r.raw == nil {
 		// A draft is rendered now. It cannot fail differently on the next attempt (the Composer is
 		// pure), so a failure is permanent: the row goes dead and the agents hear of it.
-		raw, _, err := s.outbox.renderDraft(r.draft)
+		raw, err := s.outbox.renderDraft(r.draft)
 		if err != nil {
 			return false, s.record(context.WithoutCancel(ctx), r, delivery{permanent: err})
 		}
