@@ -140,7 +140,11 @@ func runPipeline(ctx context.Context, env *benchEnv, gen *benchGenerator, log *s
 	obs.bar = nil
 	obs.mu.Unlock()
 	pprof.StopCPUProfile()
+	var sendStart cpuSnapshot
+	sentBeforeRelease := 0
 	if releaseSender != nil {
+		sentBeforeRelease = env.sink.count()
+		sendStart = takeCPUSnapshot()
 		releaseSender()
 	}
 	res.IngestSeconds = last.Sub(start).Seconds()
@@ -168,6 +172,15 @@ func runPipeline(ctx context.Context, env *benchEnv, gen *benchGenerator, log *s
 	res.MailsSent = env.sink.count()
 	res.OutboxDrainSeconds = drained.Sub(start).Seconds()
 	res.SendMsgsPerSec = float64(res.MailsSent) / res.OutboxDrainSeconds
+	if sendStart.ok {
+		// The sender ran alone: its rate and its cost per mail, from the release to the last mail
+		// (the drain check waits a tick after it, which this window includes).
+		sentHeld := res.MailsSent - sentBeforeRelease
+		res.SendCPU = cpuBetween(sendStart, takeCPUSnapshot(), sentHeld, runtime.NumCPU())
+		if d := drained.Sub(sendStart.at).Seconds(); d > 0 {
+			res.SendAloneMailsPerSec = float64(sentHeld) / d
+		}
+	}
 	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM tickets`).Scan(&res.Tickets); err != nil {
 		return fmt.Errorf("count tickets: %w", err)
 	}
@@ -372,6 +385,11 @@ func printBench(w io.Writer, r *benchResult) {
 			c.TotalMsPerMsg, c.DeskdMsPerMsg, c.PostgresMsPerMsg, c.MailServerMsPerMsg, c.OtherMsPerMsg, 100*c.MachineBusy)
 		fmt.Fprintf(w, "  CPU-bound ceiling       %8.0f msgs/s (%d cores / %.2f ms a message)\n", c.CPUBoundMsgsPerSec,
 			r.Machine.Cores, c.TotalMsPerMsg)
+	}
+	if c := r.SendCPU; c != nil {
+		fmt.Fprintf(w, "  sender alone            %8.0f mails/s after the ingest (--send-after-ingest)\n", r.SendAloneMailsPerSec)
+		fmt.Fprintf(w, "  CPU per mail sent       %.2f ms: deskd with the relay %.2f, PostgreSQL %.2f, other %.2f (machine %.0f%% busy)\n",
+			c.TotalMsPerMsg, c.DeskdMsPerMsg, c.PostgresMsPerMsg, c.OtherMsPerMsg+c.MailServerMsPerMsg, 100*c.MachineBusy)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "targets\n")
