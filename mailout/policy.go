@@ -103,7 +103,7 @@ func (m *Mail) perTicketLimited() bool {
 type rateState struct {
 	tripped   map[int64]time.Time      // ticket -> breaker tripped at (open breakers only)
 	perTicket map[int64]int            // ticket -> automated mails in the window
-	perRcpt   map[string]map[int64]int // recipient -> ticket (0: none) -> automated mails
+	perRcpt   map[string]map[int64]int // recipient -> ticket (0: none, -1: any ticket outside the batch) -> automated mails
 	global    int                      // automated mails in the window (-1: not read)
 }
 
@@ -260,9 +260,13 @@ func (o *Outbox) readRates(ctx context.Context, tx pgx.Tx, ticketSet map[int64]b
 			lockClassRecipient, rcpts); err != nil {
 			return nil, fmt.Errorf("lock recipient rate: %w", err)
 		}
+		// Per recipient: the count on each of this batch's tickets, and one sum (ticket -1) for all
+		// others, so a recipient with hundreds of tickets in the window is still a few rows.
 		rows, err := tx.Query(ctx, `
-			SELECT email, coalesce(ticket_id, 0), count(*) FROM outbox_rate
-			WHERE email = ANY($1) AND created_at > $2 GROUP BY email, ticket_id`, rcpts, since)
+			SELECT email, t, count(*) FROM (
+				SELECT email, CASE WHEN ticket_id IS NULL THEN 0 WHEN ticket_id = ANY($3) THEN ticket_id ELSE -1 END AS t
+				FROM outbox_rate WHERE email = ANY($1) AND created_at > $2) r
+			GROUP BY email, t`, rcpts, since, ticketIDs)
 		if err != nil {
 			return nil, fmt.Errorf("count recipient mail: %w", err)
 		}
