@@ -50,6 +50,9 @@ poller, ingest transaction, outbox sender), measuring on the same machine, in th
   ack_latency_*         with deskd idle in IDLE, APPEND of a new request -> its acknowledgement
                         accepted by the outbound SMTP relay (--idle-samples, spaced 100 ms)
   peak_rss_bytes        VmHWM of this process during ingest and the IDLE phase
+  cpu                   CPU time per ingested message (deskd, PostgreSQL, mail server, machine)
+  send_cpu              with --send-after-ingest: CPU time per mail sent while the sender runs alone,
+                        and send_alone_mails_per_sec its rate
 
 Messages are generated deterministically: plain and multipart/alternative, some with 1-3 small
 attachments, UTF-8 and ISO-8859-1 bodies and RFC 2047 subjects, 20% replies to earlier messages,
