@@ -290,19 +290,17 @@ func (s *Sender) sendRow(ctx context.Context, r claimed) (bool, error) {
 		}
 		r.raw = raw
 	}
-	c, err := s.tr.get(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, errNotAttempted
-		}
+	// Only put a row on the wire if its whole SMTP transaction ends before its lease does.
+	ready := func() bool { return !s.now().Add(s.tr.timeout).After(r.leaseUntil) }
+	d, attempted, err := s.tr.send(ctx, r.mailFrom, r.rcptTo, r.raw, ready)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return false, errNotAttempted
+	case err != nil:
 		return false, s.record(ctx, r, delivery{temporary: err})
-	}
-	if s.now().Add(s.tr.timeout).After(r.leaseUntil) {
-		s.tr.put(c, true)
+	case !attempted:
 		return false, errNotAttempted
 	}
-	d := s.tr.deliver(c, r.mailFrom, r.rcptTo, r.raw)
-	s.tr.put(c, !d.broken)
 	if d.accepted && s.afterAccept != nil {
 		if err := s.afterAccept(r.id); err != nil {
 			return true, fmt.Errorf("outbox %d: abandoned after acceptance: %w", r.id, err)

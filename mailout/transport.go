@@ -135,21 +135,21 @@ func isLoopback(host string) bool {
 // get returns a connection ready for a mail transaction, waiting while max connections are in use.
 // A connection idle for longer than recheckAfter is checked with RSET (RFC 5321 §4.1.1.5) and
 // replaced when dead. The caller must hand it back with put.
-func (t *transport) get(ctx context.Context) (*smtp.Client, error) {
+func (t *transport) get(ctx context.Context) (c *smtp.Client, reused bool, err error) {
 	select {
 	case t.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 	for {
 		select {
 		case ic := <-t.idle:
 			if err := ic.c.UpdateDeadline(t.timeout); err == nil {
 				if time.Since(ic.since) < recheckAfter {
-					return ic.c, nil
+					return ic.c, true, nil
 				}
 				if err := ic.c.Reset(); err == nil {
-					return ic.c, nil
+					return ic.c, true, nil
 				}
 			}
 			_ = ic.c.Close()
@@ -159,10 +159,36 @@ func (t *transport) get(ctx context.Context) (*smtp.Client, error) {
 		c, err := t.dialer.DialToSMTPClientWithContext(ctx)
 		if err != nil {
 			<-t.sem
-			return nil, fmt.Errorf("dial smtp: %w", err)
+			return nil, false, fmt.Errorf("dial smtp: %w", err)
 		}
-		return c, nil
+		return c, false, nil
 	}
+}
+
+// send delivers one mail on a pooled connection. ready is asked once a connection is at hand; when it
+// says no, nothing is sent (attempted false). A reused connection that fails before the relay has
+// answered anything (it dropped the connection while it sat idle) is replaced by a new one and the
+// mail tried once more at once: the relay took nothing, so this cannot duplicate it.
+func (t *transport) send(ctx context.Context, from string, rcpts []string, raw []byte, ready func() bool) (d delivery, attempted bool, err error) {
+	c, reused, err := t.get(ctx)
+	if err != nil {
+		return delivery{}, false, err
+	}
+	if ready != nil && !ready() {
+		t.put(c, true)
+		return delivery{}, false, nil
+	}
+	d = t.deliver(c, from, rcpts, raw)
+	if reused && d.broken && d.unanswered {
+		_ = c.Close()
+		if c, err = t.dialer.DialToSMTPClientWithContext(ctx); err != nil {
+			<-t.sem
+			return delivery{temporary: fmt.Errorf("dial smtp: %w", err), broken: true}, true, nil
+		}
+		d = t.deliver(c, from, rcpts, raw)
+	}
+	t.put(c, !d.broken)
+	return d, true, nil
 }
 
 // put returns c for reuse, or closes it when reuse is false (after a network error).
@@ -203,6 +229,8 @@ type delivery struct {
 	permanent error         // give up on the whole mail (5xx on MAIL, DATA, or every RCPT)
 	refused   []rcptFailure // recipients refused with 5xx
 	broken    bool          // the connection must not be reused
+	// unanswered: the connection failed before the server replied to anything of this transaction
+	unanswered bool
 }
 
 // deliver runs one mail transaction (RFC 5321 §3.3) on c: MAIL FROM, one RCPT TO per recipient,
@@ -225,6 +253,7 @@ func (t *transport) deliver(c *smtp.Client, from string, rcpts []string, raw []b
 	}
 	var d delivery
 	if err := c.Mail("<" + from + ">"); err != nil {
+		d.unanswered = isNetErr(err)
 		return d.fail(c, "mail from", err)
 	}
 	var tempErr error
@@ -267,10 +296,11 @@ func (t *transport) deliverPipelined(c *smtp.Client, from string, rcpts []string
 	}
 	w.WriteString("DATA\r\n")
 	if err := w.Flush(); err != nil {
-		return delivery{temporary: fmt.Errorf("send envelope: %w", err), broken: true}
+		return delivery{temporary: fmt.Errorf("send envelope: %w", err), broken: true, unanswered: true}
 	}
 	_, _, mailErr := c.Text.ReadResponse(250)
 	if isNetErr(mailErr) {
+		d.unanswered = true
 		return d.fail(c, "mail from", mailErr)
 	}
 	var tempErr error

@@ -24,6 +24,8 @@ type scriptedSMTP struct {
 	commands  []string // every command line received, in order
 	bodies    []string // messages received (up to the final ".")
 	abandoned int      // connections closed while the server was reading a message
+	conns     int      // connections accepted
+	hangUp    bool     // close the connection after each message, without a word
 	addr      string
 }
 
@@ -41,6 +43,9 @@ func startScriptedSMTP(t *testing.T, pipelining bool, reply func(string) string)
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
 			go s.serve(conn)
 		}
 	}()
@@ -124,6 +129,12 @@ func (s *scriptedSMTP) serve(conn net.Conn) {
 			s.bodies = append(s.bodies, body.String())
 			s.mu.Unlock()
 			say(s.answer("."))
+			s.mu.Lock()
+			hangUp := s.hangUp
+			s.mu.Unlock()
+			if hangUp {
+				return
+			}
 		}
 	}
 }
@@ -146,17 +157,19 @@ func scriptedTransport(t *testing.T, s *scriptedSMTP) *transport {
 	return tr
 }
 
-// deliverOnce sends one mail from desk@example.org to s on a new transport and hands the
-// connection back (closed when broken).
+// deliverOnce sends one mail from desk@example.org to s on a new transport.
 func deliverOnce(t *testing.T, s *scriptedSMTP, rcpts []string, raw []byte) delivery {
 	t.Helper()
-	tr := scriptedTransport(t, s)
-	c, err := tr.get(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	return sendVia(t, scriptedTransport(t, s), "desk@example.org", rcpts, raw)
+}
+
+// sendVia sends one mail on tr (a pooled connection, handed back or closed after).
+func sendVia(t *testing.T, tr *transport, from string, rcpts []string, raw []byte) delivery {
+	t.Helper()
+	d, attempted, err := tr.send(context.Background(), from, rcpts, raw, nil)
+	if err != nil || !attempted {
+		t.Fatalf("send: attempted %v, %v", attempted, err)
 	}
-	d := tr.deliver(c, "desk@example.org", rcpts, raw)
-	tr.put(c, !d.broken)
 	return d
 }
 
@@ -176,12 +189,7 @@ func TestDeliverEnvelope(t *testing.T) {
 			t.Parallel()
 			s := startScriptedSMTP(t, pipelining, nil)
 			tr := scriptedTransport(t, s)
-			c, err := tr.get(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := tr.deliver(c, "desk+t1@example.org", rcpts, raw)
-			tr.put(c, !d.broken)
+			d := sendVia(t, tr, "desk+t1@example.org", rcpts, raw)
 			if !d.accepted || d.temporary != nil || d.permanent != nil || d.broken {
 				t.Fatalf("delivery %+v, want accepted on a reusable connection", d)
 			}
@@ -194,14 +202,9 @@ func TestDeliverEnvelope(t *testing.T) {
 				t.Errorf("bodies %q, want the message dot-stuffed", bodies)
 			}
 			// The connection comes back for the next mail without an RSET (it was just used).
-			c, err = tr.get(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := tr.deliver(c, "desk@example.org", rcpts[:1], raw); !d.accepted {
+			if d := sendVia(t, tr, "desk@example.org", rcpts[:1], raw); !d.accepted {
 				t.Fatalf("second mail on the reused connection: %+v", d)
 			}
-			tr.put(c, true)
 			if cmds, bodies, _ := s.seen(); len(bodies) != 2 || strings.Contains(strings.Join(cmds, "|"), "RSET") {
 				t.Errorf("after a second mail: commands %q, %d bodies; want two messages and no RSET", cmds, len(bodies))
 			}
@@ -297,17 +300,39 @@ func TestDeliverRefusesMalformedEnvelope(t *testing.T) {
 	t.Parallel()
 	s := startScriptedSMTP(t, true, nil)
 	tr := scriptedTransport(t, s)
-	c, err := tr.get(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.put(c, true)
 	for _, rcpt := range []string{"a@example.net>\r\nRCPT TO:<b@example.net", "<a@example.net>"} {
-		if d := tr.deliver(c, "desk@example.org", []string{rcpt}, []byte("x\r\n")); d.permanent == nil || d.accepted {
+		if d := sendVia(t, tr, "desk@example.org", []string{rcpt}, []byte("x\r\n")); d.permanent == nil || d.accepted {
 			t.Errorf("recipient %q: %+v, want a permanent failure", rcpt, d)
 		}
 	}
 	if cmds, _, _ := s.seen(); len(cmds) != 0 {
 		t.Errorf("commands %q reached the server", cmds)
+	}
+}
+
+// TestSendRedialsAConnectionDroppedWhileIdle: the relay hangs up after every message (as one that
+// restarted would have); the next mail on the pooled connection fails before any reply and goes out
+// at once on a new connection, exactly once.
+func TestSendRedialsAConnectionDroppedWhileIdle(t *testing.T) {
+	t.Parallel()
+	for _, pipelining := range []bool{true, false} {
+		s := startScriptedSMTP(t, pipelining, nil)
+		s.mu.Lock()
+		s.hangUp = true
+		s.mu.Unlock()
+		tr := scriptedTransport(t, s)
+		for i := range 3 {
+			if d := sendVia(t, tr, "desk@example.org", []string{"ana@example.net"}, []byte("x\r\n")); !d.accepted {
+				t.Fatalf("pipelining %v, mail %d: %+v, want accepted", pipelining, i, d)
+			}
+			time.Sleep(20 * time.Millisecond) // let the hang-up arrive while the connection is idle
+		}
+		_, bodies, _ := s.seen()
+		s.mu.Lock()
+		conns := s.conns
+		s.mu.Unlock()
+		if len(bodies) != 3 || conns != 3 {
+			t.Errorf("pipelining %v: %d messages on %d connections, want 3 on 3", pipelining, len(bodies), conns)
+		}
 	}
 }
