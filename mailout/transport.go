@@ -168,7 +168,8 @@ func (t *transport) get(ctx context.Context) (c *smtp.Client, reused bool, err e
 // send delivers one mail on a pooled connection. ready is asked once a connection is at hand; when it
 // says no, nothing is sent (attempted false). A reused connection that fails before the relay has
 // answered anything (it dropped the connection while it sat idle) is replaced by a new one and the
-// mail tried once more at once: the relay took nothing, so this cannot duplicate it.
+// mail tried once more at once, if ready still agrees: the relay took nothing, so this cannot
+// duplicate it.
 func (t *transport) send(ctx context.Context, from string, rcpts []string, raw []byte, ready func() bool) (d delivery, attempted bool, err error) {
 	c, reused, err := t.get(ctx)
 	if err != nil {
@@ -179,7 +180,7 @@ func (t *transport) send(ctx context.Context, from string, rcpts []string, raw [
 		return delivery{}, false, nil
 	}
 	d = t.deliver(c, from, rcpts, raw)
-	if reused && d.broken && d.unanswered {
+	if reused && d.broken && d.unanswered && (ready == nil || ready()) {
 		_ = c.Close()
 		if c, err = t.dialer.DialToSMTPClientWithContext(ctx); err != nil {
 			<-t.sem
