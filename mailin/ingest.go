@@ -372,8 +372,8 @@ func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo 
 }
 
 // partition groups messages into components (union of Message-ID, In-Reply-To, References and every
-// sender and recipient address except the desk's own) and deals the components to at most n buckets,
-// keeping each component whole and in order. Messages of one thread stay in one transaction, and no
+// sender and recipient address except the desk's own) and deals the components to at most n buckets
+// of about equal work, keeping each component whole and in order. Messages of one thread stay in one transaction, and no
 // two concurrent transactions touch the same contact or recipient, so they never wait for each
 // other's row or rate-limit locks.
 func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
@@ -418,17 +418,34 @@ func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 		}
 	}
 	n = max(1, min(n, len(preps)))
-	buckets := make([][]prepared, n)
-	slot := map[int]int{}
-	next := 0
+	// Largest component first to the least loaded bucket (LPT), by an estimate of each message's
+	// work: the transactions of a batch then end close together, and the next batch, which waits
+	// for the last of them, starts sooner. Each bucket keeps its messages in arrival order.
+	cost := map[int]int{}
+	var roots []int
 	for i, p := range preps {
 		root := find(i)
-		b, ok := slot[root]
-		if !ok {
-			b = next % n
-			slot[root] = b
-			next++
+		if _, ok := cost[root]; !ok {
+			roots = append(roots, root)
 		}
+		cost[root] += messageCost(p)
+	}
+	sort.SliceStable(roots, func(a, b int) bool { return cost[roots[a]] > cost[roots[b]] })
+	load := make([]int, n)
+	slot := make(map[int]int, len(roots))
+	for _, root := range roots {
+		b := 0
+		for j := range load {
+			if load[j] < load[b] {
+				b = j
+			}
+		}
+		slot[root] = b
+		load[b] += cost[root]
+	}
+	buckets := make([][]prepared, n)
+	for i, p := range preps {
+		b := slot[find(i)]
 		buckets[b] = append(buckets[b], p)
 	}
 	out := buckets[:0]
@@ -438,6 +455,12 @@ func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 		}
 	}
 	return out
+}
+
+// messageCost estimates the work of applying p, in units of a small message: the statements every
+// message needs, plus its size (the text stored, the attachments written).
+func messageCost(p prepared) int {
+	return 8 + len(p.raw.Raw)/4096
 }
 
 // prepare runs the pure stages on all messages in parallel, keeping their order; a message the
