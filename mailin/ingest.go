@@ -373,9 +373,9 @@ func loadPending(ctx context.Context, q tickets.DB, mailbox string, after, upTo 
 
 // partition groups messages into components (union of Message-ID, In-Reply-To, References and every
 // sender and recipient address except the desk's own) and deals the components to at most n buckets
-// of about equal work, keeping each component whole and in order. Messages of one thread stay in one transaction, and no
-// two concurrent transactions touch the same contact or recipient, so they never wait for each
-// other's row or rate-limit locks.
+// of about equal work, keeping each component whole and in order. Messages of one thread stay in one
+// transaction, and no two concurrent transactions touch the same contact or recipient, so they never
+// wait for each other's row or rate-limit locks.
 func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 	parent := make([]int, len(preps))
 	for i := range parent {
@@ -457,8 +457,8 @@ func partition(preps []prepared, n int, desk func(string) bool) [][]prepared {
 	return out
 }
 
-// messageCost estimates the work of applying p, in units of a small message: the statements every
-// message needs, plus its size (the text stored, the attachments written).
+// messageCost estimates the work of applying p: 8 for the statements every message needs, plus one
+// per 4 KB of raw mail (the text stored, the attachments written).
 func messageCost(p prepared) int {
 	return 8 + len(p.raw.Raw)/4096
 }
