@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
@@ -236,10 +237,8 @@ type delivery struct {
 
 // deliver runs one mail transaction (RFC 5321 §3.3) on c: MAIL FROM, one RCPT TO per recipient,
 // DATA with raw. Recipients refused permanently are reported in refused and the mail goes to the
-// others; any temporary refusal aborts the transaction so that the whole mail is retried. When the
-// server offers PIPELINING (RFC 2920) the envelope and DATA go out in one write, and the transaction
-// takes two round trips instead of three plus one per recipient. The transaction is bounded by the
-// transport timeout.
+// others; any temporary refusal aborts the transaction so that the whole mail is retried. The
+// transaction is bounded by the transport timeout.
 func (t *transport) deliver(c *smtp.Client, from string, rcpts []string, raw []byte) delivery {
 	if err := c.UpdateDeadline(t.timeout); err != nil {
 		return delivery{temporary: fmt.Errorf("set deadline: %w", err), broken: true}
@@ -249,91 +248,28 @@ func (t *transport) deliver(c *smtp.Client, from string, rcpts []string, raw []b
 			return delivery{permanent: fmt.Errorf("envelope address %q: contains CR, LF or angle brackets", a)}
 		}
 	}
-	if ok, _ := c.Extension("PIPELINING"); ok {
-		return t.deliverPipelined(c, from, rcpts, raw)
-	}
-	var d delivery
-	if err := c.Mail("<" + from + ">"); err != nil {
-		d.unanswered = isNetErr(err)
-		return d.fail(c, "mail from", err)
-	}
-	var tempErr error
-	accepted := 0
-	for _, r := range rcpts {
-		if err := c.Rcpt("<" + r + ">"); !d.rcpt(r, err, &tempErr) {
-			return d.fail(c, "rcpt to "+r, err)
-		} else if err == nil {
-			accepted++
-		}
-	}
-	if tempErr != nil || accepted == 0 {
-		return d.abort(c, tempErr, false)
-	}
-	w, err := c.Data()
+	r, err := exchangeEnvelope(c, from, rcpts)
 	if err != nil {
-		return d.fail(c, "data", err)
+		return delivery{temporary: err, broken: true, unanswered: r.unanswered}
 	}
-	if _, err := w.Write(raw); err != nil {
-		_ = w.Close()
-		d.temporary, d.broken = fmt.Errorf("write message: %w", err), true
-		return d
-	}
-	if err := w.Close(); err != nil {
-		return d.fail(c, "end of data", err)
-	}
-	d.accepted = true
-	return d
-}
-
-// deliverPipelined is deliver's transaction with the MAIL, RCPT and DATA commands sent in one
-// batch (RFC 2920 §3.1); the replies are then read in order, every one of them, so that the
-// connection stays in step whatever the server refused.
-func (t *transport) deliverPipelined(c *smtp.Client, from string, rcpts []string, raw []byte) delivery {
 	var d delivery
-	w := c.Text.W
-	w.WriteString("MAIL FROM:<" + from + ">" + mailParams(c, from, rcpts) + "\r\n")
-	for _, r := range rcpts {
-		w.WriteString("RCPT TO:<" + r + ">\r\n")
-	}
-	w.WriteString("DATA\r\n")
-	if err := w.Flush(); err != nil {
-		return delivery{temporary: fmt.Errorf("send envelope: %w", err), broken: true, unanswered: true}
-	}
-	_, _, mailErr := c.Text.ReadResponse(250)
-	if isNetErr(mailErr) {
-		d.unanswered = true
-		return d.fail(c, "mail from", mailErr)
-	}
-	var tempErr error
-	accepted := 0
-	for _, r := range rcpts {
-		_, _, err := c.Text.ReadResponse(25)
-		switch {
-		case isNetErr(err):
-			return d.fail(c, "rcpt to "+r, err)
-		case mailErr != nil: // the server answers each RCPT of a refused transaction (503)
-		case !d.rcpt(r, err, &tempErr):
-			return d.fail(c, "rcpt to "+r, err)
-		case err == nil:
-			accepted++
-		}
-	}
-	_, _, dataErr := c.Text.ReadResponse(354)
-	if isNetErr(dataErr) {
-		return d.fail(c, "data", dataErr)
-	}
 	// After a 354 the server waits for the message; closing the connection is the only way left to
 	// abandon the transaction (RFC 5321 §3.3), and it delivers nothing.
-	waiting := dataErr == nil
-	switch {
-	case mailErr != nil:
-		d = d.fail(nil, "mail from", mailErr)
+	waiting := r.dataSent && r.data == nil
+	if r.mail != nil { // no transaction was opened: nothing to reset
+		d = d.fail(nil, "mail from", r.mail)
 		d.broken = d.broken || waiting
 		return d
-	case tempErr != nil || accepted == 0:
+	}
+	var tempErr error
+	for i, rcpt := range rcpts {
+		d.rcpt(rcpt, r.rcpt[i], &tempErr)
+	}
+	if tempErr != nil || len(d.refused) == len(rcpts) {
 		return d.abort(c, tempErr, waiting)
-	case dataErr != nil:
-		return d.fail(c, "data", dataErr)
+	}
+	if r.data != nil {
+		return d.fail(c, "data", r.data)
 	}
 	dw := c.Text.DotWriter()
 	if _, err := dw.Write(raw); err != nil {
@@ -351,6 +287,95 @@ func (t *transport) deliverPipelined(c *smtp.Client, from string, rcpts []string
 	return d
 }
 
+// envelopeReplies are the server's replies to MAIL, each RCPT and DATA (nil: accepted).
+type envelopeReplies struct {
+	mail       error
+	rcpt       []error
+	data       error
+	dataSent   bool // DATA went out (data is its reply)
+	unanswered bool // the connection failed before any reply
+}
+
+// exchangeEnvelope sends the envelope and DATA and collects the replies. When the server offers
+// PIPELINING (RFC 2920 §3.1) every command goes out in one write and the replies are read after it,
+// every one of them, so the connection stays in step whatever the server refused: the transaction
+// then takes two round trips instead of three plus one per recipient. Otherwise each command waits
+// for its reply, and DATA is sent only when every recipient was accepted or refused for good with at
+// least one accepted. The error is a failure of the connection, not a reply.
+func exchangeEnvelope(c *smtp.Client, from string, rcpts []string) (envelopeReplies, error) {
+	r := envelopeReplies{rcpt: make([]error, len(rcpts))}
+	pipelining, _ := c.Extension("PIPELINING")
+	w := c.Text.W
+	// read returns the reply to stage's command (nil when it is code) or the connection's failure.
+	read := func(stage string, code int) (reply, failed error) {
+		_, _, err := c.Text.ReadResponse(code)
+		if isNetErr(err) {
+			return nil, fmt.Errorf("%s: %w", stage, err)
+		}
+		return err, nil
+	}
+	write := func(line string) { w.WriteString(line + "\r\n") }
+	flush := func(stage string) error {
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("%s: %w", stage, err)
+		}
+		return nil
+	}
+	var err error
+	mail := "MAIL FROM:<" + from + ">" + mailParams(c, from, rcpts)
+	if pipelining {
+		write(mail)
+		for _, rcpt := range rcpts {
+			write("RCPT TO:<" + rcpt + ">")
+		}
+		write("DATA")
+		r.dataSent = true
+		if err = flush("send envelope"); err == nil {
+			r.mail, err = read("mail from", 250)
+		}
+		if err != nil {
+			r.unanswered = true
+			return r, err
+		}
+		for i, rcpt := range rcpts {
+			if r.rcpt[i], err = read("rcpt to "+rcpt, 25); err != nil {
+				return r, err
+			}
+		}
+		r.data, err = read("data", 354)
+		return r, err
+	}
+	write(mail)
+	if err = flush("mail from"); err == nil {
+		r.mail, err = read("mail from", 250)
+	}
+	if err != nil || r.mail != nil {
+		r.unanswered = err != nil
+		return r, err
+	}
+	accepted, deferred := false, false
+	for i, rcpt := range rcpts {
+		write("RCPT TO:<" + rcpt + ">")
+		if err = flush("rcpt to " + rcpt); err == nil {
+			r.rcpt[i], err = read("rcpt to "+rcpt, 25)
+		}
+		if err != nil {
+			return r, err
+		}
+		code, _ := replyCode(r.rcpt[i])
+		accepted, deferred = accepted || r.rcpt[i] == nil, deferred || code >= 400 && code < 500
+	}
+	if !accepted || deferred {
+		return r, nil
+	}
+	write("DATA")
+	r.dataSent = true
+	if err = flush("data"); err == nil {
+		r.data, err = read("data", 354)
+	}
+	return r, err
+}
+
 // mailParams are the MAIL FROM parameters for this server: BODY=8BITMIME when offered (RFC 6152),
 // as go-mail's Client.Mail adds it, and SMTPUTF8 (RFC 6531) when an address needs it.
 func mailParams(c *smtp.Client, from string, rcpts []string) string {
@@ -358,19 +383,11 @@ func mailParams(c *smtp.Client, from string, rcpts []string) string {
 	if ok, _ := c.Extension("8BITMIME"); ok {
 		p += " BODY=8BITMIME"
 	}
-	if ok, _ := c.Extension("SMTPUTF8"); ok && !isASCII(from+strings.Join(rcpts, "")) {
+	nonASCII := func(r rune) bool { return r >= utf8.RuneSelf }
+	if ok, _ := c.Extension("SMTPUTF8"); ok && strings.IndexFunc(from+strings.Join(rcpts, ""), nonASCII) >= 0 {
 		p += " SMTPUTF8"
 	}
 	return p
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // isNetErr reports whether err is a failure of the connection rather than an SMTP reply.
@@ -403,24 +420,19 @@ func (d delivery) fail(c *smtp.Client, stage string, err error) delivery {
 	return d
 }
 
-// rcpt files one RCPT reply: a 5xx refusal goes to refused, the first 4xx to tempErr. It reports
-// false when err is not an SMTP reply (the caller fails the mail).
-func (d *delivery) rcpt(r string, err error, tempErr *error) bool {
+// rcpt files one RCPT reply: a 5xx refusal (or any reply other than 2xx and 4xx) goes to refused,
+// the first 4xx to tempErr.
+func (d *delivery) rcpt(r string, err error, tempErr *error) {
 	if err == nil {
-		return true
+		return
 	}
-	code, _ := replyCode(err)
-	switch {
-	case code >= 500:
-		d.refused = append(d.refused, rcptFailure{email: r, err: fmt.Errorf("rcpt to %s: %w", r, err)})
-	case code >= 400:
+	if code, _ := replyCode(err); code >= 400 && code < 500 {
 		if *tempErr == nil {
 			*tempErr = fmt.Errorf("rcpt to %s: %w", r, err)
 		}
-	default:
-		return false
+		return
 	}
-	return true
+	d.refused = append(d.refused, rcptFailure{email: r, err: fmt.Errorf("rcpt to %s: %w", r, err)})
 }
 
 // abort gives up a transaction whose recipients were all refused (permanent) or one of them deferred

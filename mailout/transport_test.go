@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,25 +18,36 @@ import (
 // the DATA command: a client that waited for a reply before sending the next command would stall
 // until its timeout.
 type scriptedSMTP struct {
-	pipelining bool
-	reply      func(cmd string) string // the reply line to a command; "" for the default
+	script
+	addr string
 
-	mu        sync.Mutex
+	mu  sync.Mutex
+	log scriptLog
+}
+
+// script is how a scriptedSMTP behaves.
+type script struct {
+	pipelining bool
+	replies    map[string]string // reply line to a command containing the key; default 250 (354 to DATA)
+	hangUp     bool              // close the connection after each message, without a word
+}
+
+// scriptLog is what a scriptedSMTP saw.
+type scriptLog struct {
 	commands  []string // every command line received, in order
 	bodies    []string // messages received (up to the final ".")
 	abandoned int      // connections closed while the server was reading a message
 	conns     int      // connections accepted
-	hangUp    bool     // close the connection after each message, without a word
-	addr      string
+	eager     int      // commands sent before the reply to the previous one, PIPELINING not offered
 }
 
-func startScriptedSMTP(t *testing.T, pipelining bool, reply func(string) string) *scriptedSMTP {
+func startScriptedSMTP(t *testing.T, sc script) *scriptedSMTP {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scriptedSMTP{pipelining: pipelining, reply: reply, addr: ln.Addr().String()}
+	s := &scriptedSMTP{script: sc, addr: ln.Addr().String()}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -44,7 +56,7 @@ func startScriptedSMTP(t *testing.T, pipelining bool, reply func(string) string)
 				return
 			}
 			s.mu.Lock()
-			s.conns++
+			s.log.conns++
 			s.mu.Unlock()
 			go s.serve(conn)
 		}
@@ -53,8 +65,8 @@ func startScriptedSMTP(t *testing.T, pipelining bool, reply func(string) string)
 }
 
 func (s *scriptedSMTP) answer(cmd string) string {
-	if s.reply != nil {
-		if r := s.reply(cmd); r != "" {
+	for key, r := range s.replies {
+		if strings.Contains(cmd, key) {
 			return r
 		}
 	}
@@ -85,7 +97,10 @@ func (s *scriptedSMTP) serve(conn net.Conn) {
 		verb := strings.ToUpper(strings.SplitN(cmd, " ", 2)[0])
 		if verb != "EHLO" && verb != "HELO" {
 			s.mu.Lock()
-			s.commands = append(s.commands, cmd)
+			s.log.commands = append(s.log.commands, cmd)
+			if !s.pipelining && r.Buffered() > 0 {
+				s.log.eager++ // the client sent on without waiting for this command's reply
+			}
 			s.mu.Unlock()
 		}
 		switch {
@@ -116,7 +131,7 @@ func (s *scriptedSMTP) serve(conn net.Conn) {
 				l, err := r.ReadString('\n')
 				if err != nil {
 					s.mu.Lock()
-					s.abandoned++
+					s.log.abandoned++
 					s.mu.Unlock()
 					return
 				}
@@ -126,23 +141,31 @@ func (s *scriptedSMTP) serve(conn net.Conn) {
 				body.WriteString(l)
 			}
 			s.mu.Lock()
-			s.bodies = append(s.bodies, body.String())
+			s.log.bodies = append(s.log.bodies, body.String())
 			s.mu.Unlock()
 			say(s.answer("."))
-			s.mu.Lock()
-			hangUp := s.hangUp
-			s.mu.Unlock()
-			if hangUp {
+			if s.hangUp {
 				return
 			}
 		}
 	}
 }
 
-func (s *scriptedSMTP) seen() (commands, bodies []string, abandoned int) {
+// seen returns a copy of what the server saw so far.
+func (s *scriptedSMTP) seen() scriptLog {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.commands...), append([]string(nil), s.bodies...), s.abandoned
+	l := s.log
+	l.commands, l.bodies = slices.Clone(l.commands), slices.Clone(l.bodies)
+	return l
+}
+
+// lastCommand is the last command the server received ("" before any).
+func (l scriptLog) lastCommand() string {
+	if len(l.commands) == 0 {
+		return ""
+	}
+	return l.commands[len(l.commands)-1]
 }
 
 func scriptedTransport(t *testing.T, s *scriptedSMTP) *transport {
@@ -157,12 +180,6 @@ func scriptedTransport(t *testing.T, s *scriptedSMTP) *transport {
 	return tr
 }
 
-// deliverOnce sends one mail from desk@example.org to s on a new transport.
-func deliverOnce(t *testing.T, s *scriptedSMTP, rcpts []string, raw []byte) delivery {
-	t.Helper()
-	return sendVia(t, scriptedTransport(t, s), "desk@example.org", rcpts, raw)
-}
-
 // sendVia sends one mail on tr (a pooled connection, handed back or closed after).
 func sendVia(t *testing.T, tr *transport, from string, rcpts []string, raw []byte) delivery {
 	t.Helper()
@@ -173,13 +190,56 @@ func sendVia(t *testing.T, tr *transport, from string, rcpts []string, raw []byt
 	return d
 }
 
-// TestDeliverEnvelope runs one mail transaction per case against a scripted server, with and
-// without PIPELINING, and checks the commands on the wire (RFC 5321 paths in angle brackets), what
-// was delivered and how the outcome is filed.
+// TestDeliverEnvelope runs mail transactions against a scripted server, with and without
+// PIPELINING, and checks the commands on the wire (RFC 5321 paths in angle brackets, pipelined only
+// when offered), what was delivered and how the outcome is filed.
 func TestDeliverEnvelope(t *testing.T) {
 	t.Parallel()
 	raw := []byte("Subject: hi\r\n\r\nhello\r\n.leading dot\r\n")
 	rcpts := []string{"ana@example.net", "bob@example.net"}
+	refusals := []struct {
+		name    string
+		replies map[string]string
+		check   func(t *testing.T, d delivery, s *scriptedSMTP)
+	}{
+		{"one recipient refused", map[string]string{"bob@": "550 5.1.1 no such user"}, func(t *testing.T, d delivery, s *scriptedSMTP) {
+			if !d.accepted || len(d.refused) != 1 || d.refused[0].email != "bob@example.net" || !mailboxGone(d.refused[0].err) {
+				t.Fatalf("delivery %+v, want accepted with bob refused (5.1.1)", d)
+			}
+			if l := s.seen(); len(l.bodies) != 1 {
+				t.Errorf("%d messages delivered, want 1 (to ana)", len(l.bodies))
+			}
+		}},
+		{"every recipient refused", map[string]string{"RCPT": "550 5.1.1 no such user", "DATA": "554 5.5.1 no valid recipients"},
+			func(t *testing.T, d delivery, s *scriptedSMTP) {
+				if d.accepted || d.permanent == nil || len(d.refused) != 2 || d.broken {
+					t.Fatalf("delivery %+v, want a permanent failure with both refused, connection kept", d)
+				}
+				if l := s.seen(); len(l.bodies) != 0 || l.lastCommand() != "RSET" {
+					t.Errorf("commands %q, %d bodies; want no message and the transaction reset", l.commands, len(l.bodies))
+				}
+			}},
+		// A pipelining server that accepted ana answers DATA with 354: the client must walk away
+		// without sending the message (closing the connection), since the whole mail is retried.
+		{"one recipient deferred", map[string]string{"bob@": "451 4.3.0 try later"}, func(t *testing.T, d delivery, s *scriptedSMTP) {
+			if d.accepted || d.temporary == nil || !strings.Contains(d.temporary.Error(), "451") || d.broken != s.pipelining {
+				t.Fatalf("delivery %+v, want a temporary failure carrying the 451, the connection closed if DATA was sent", d)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for l := s.seen(); s.pipelining && l.abandoned != 1 || !s.pipelining && l.lastCommand() != "RSET"; l = s.seen() {
+				if len(l.bodies) != 0 || time.Now().After(deadline) {
+					t.Fatalf("commands %q, abandoned %d, bodies %q: want the transaction abandoned", l.commands, l.abandoned, l.bodies)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}},
+		{"sender refused", map[string]string{"MAIL": "451 4.7.1 greylisted", "RCPT": "503 5.5.1 MAIL first", "DATA": "503 5.5.1 MAIL first"},
+			func(t *testing.T, d delivery, _ *scriptedSMTP) {
+				if d.accepted || d.temporary == nil || !strings.Contains(d.temporary.Error(), "greylisted") || d.broken || len(d.refused) != 0 {
+					t.Fatalf("delivery %+v, want a temporary failure (the 451 to MAIL), no refused recipient, connection kept", d)
+				}
+			}},
+	}
 	for _, pipelining := range []bool{true, false} {
 		name := "sequential"
 		if pipelining {
@@ -187,126 +247,53 @@ func TestDeliverEnvelope(t *testing.T) {
 		}
 		t.Run(name+"/accepted", func(t *testing.T) {
 			t.Parallel()
-			s := startScriptedSMTP(t, pipelining, nil)
+			s := startScriptedSMTP(t, script{pipelining: pipelining})
 			tr := scriptedTransport(t, s)
 			d := sendVia(t, tr, "desk+t1@example.org", rcpts, raw)
 			if !d.accepted || d.temporary != nil || d.permanent != nil || d.broken {
 				t.Fatalf("delivery %+v, want accepted on a reusable connection", d)
 			}
-			cmds, bodies, _ := s.seen()
-			want := []string{"MAIL FROM:<desk+t1@example.org> BODY=8BITMIME", "RCPT TO:<ana@example.net>", "RCPT TO:<bob@example.net>", "DATA"}
-			if strings.Join(cmds, "|") != strings.Join(want, "|") {
-				t.Errorf("commands %q, want %q", cmds, want)
+			l := s.seen()
+			if l.eager != 0 {
+				t.Errorf("%d commands pipelined to a server that does not offer PIPELINING", l.eager)
 			}
-			if len(bodies) != 1 || bodies[0] != "Subject: hi\r\n\r\nhello\r\n..leading dot\r\n" {
-				t.Errorf("bodies %q, want the message dot-stuffed", bodies)
+			want := []string{"MAIL FROM:<desk+t1@example.org> BODY=8BITMIME", "RCPT TO:<ana@example.net>", "RCPT TO:<bob@example.net>", "DATA"}
+			if !slices.Equal(l.commands, want) {
+				t.Errorf("commands %q, want %q", l.commands, want)
+			}
+			if len(l.bodies) != 1 || l.bodies[0] != "Subject: hi\r\n\r\nhello\r\n..leading dot\r\n" {
+				t.Errorf("bodies %q, want the message dot-stuffed", l.bodies)
 			}
 			// The connection comes back for the next mail without an RSET (it was just used).
 			if d := sendVia(t, tr, "desk@example.org", rcpts[:1], raw); !d.accepted {
 				t.Fatalf("second mail on the reused connection: %+v", d)
 			}
-			if cmds, bodies, _ := s.seen(); len(bodies) != 2 || strings.Contains(strings.Join(cmds, "|"), "RSET") {
-				t.Errorf("after a second mail: commands %q, %d bodies; want two messages and no RSET", cmds, len(bodies))
+			if l := s.seen(); len(l.bodies) != 2 || slices.Contains(l.commands, "RSET") || l.conns != 1 {
+				t.Errorf("after a second mail: commands %q, %d bodies, %d connections; want two messages on one, no RSET",
+					l.commands, len(l.bodies), l.conns)
 			}
 		})
-		t.Run(name+"/one recipient refused", func(t *testing.T) {
-			t.Parallel()
-			s := startScriptedSMTP(t, pipelining, func(cmd string) string {
-				if strings.Contains(cmd, "bob@") {
-					return "550 5.1.1 no such user"
-				}
-				return ""
+		for _, tc := range refusals {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				s := startScriptedSMTP(t, script{pipelining: pipelining, replies: tc.replies})
+				tc.check(t, sendVia(t, scriptedTransport(t, s), "desk@example.org", rcpts, raw), s)
 			})
-			d := deliverOnce(t, s, rcpts, raw)
-			if !d.accepted || len(d.refused) != 1 || d.refused[0].email != "bob@example.net" || !mailboxGone(d.refused[0].err) {
-				t.Fatalf("delivery %+v, want accepted with bob refused (5.1.1)", d)
-			}
-			if _, bodies, _ := s.seen(); len(bodies) != 1 {
-				t.Errorf("%d messages delivered, want 1 (to ana)", len(bodies))
-			}
-		})
-		t.Run(name+"/every recipient refused", func(t *testing.T) {
-			t.Parallel()
-			s := startScriptedSMTP(t, pipelining, func(cmd string) string {
-				switch {
-				case strings.HasPrefix(cmd, "RCPT"):
-					return "550 5.1.1 no such user"
-				case cmd == "DATA":
-					return "554 5.5.1 no valid recipients"
-				}
-				return ""
-			})
-			d := deliverOnce(t, s, rcpts, raw)
-			if d.accepted || d.permanent == nil || len(d.refused) != 2 || d.broken {
-				t.Fatalf("delivery %+v, want a permanent failure with both refused, connection kept", d)
-			}
-			cmds, bodies, _ := s.seen()
-			if len(bodies) != 0 || cmds[len(cmds)-1] != "RSET" {
-				t.Errorf("commands %q, %d bodies; want no message and the transaction reset", cmds, len(bodies))
-			}
-		})
-		t.Run(name+"/one recipient deferred", func(t *testing.T) {
-			t.Parallel()
-			// A pipelining server that accepted ana answers DATA with 354: the client must walk away
-			// without sending the message, since the whole mail is retried later.
-			s := startScriptedSMTP(t, pipelining, func(cmd string) string {
-				if strings.Contains(cmd, "bob@") {
-					return "451 4.3.0 try later"
-				}
-				return ""
-			})
-			d := deliverOnce(t, s, rcpts, raw)
-			if d.accepted || d.temporary == nil || !strings.Contains(d.temporary.Error(), "451") {
-				t.Fatalf("delivery %+v, want a temporary failure carrying the 451", d)
-			}
-			deadline := time.Now().Add(3 * time.Second)
-			for {
-				cmds, bodies, abandoned := s.seen()
-				if len(bodies) != 0 {
-					t.Fatalf("a message was delivered: %q", bodies)
-				}
-				if pipelining && abandoned == 1 && d.broken {
-					break // closed in the middle of DATA, which aborts the transaction
-				}
-				if !pipelining && cmds[len(cmds)-1] == "RSET" && !d.broken {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("commands %q, abandoned %d, broken %v: want the transaction abandoned", cmds, abandoned, d.broken)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		})
-		t.Run(name+"/sender refused", func(t *testing.T) {
-			t.Parallel()
-			s := startScriptedSMTP(t, pipelining, func(cmd string) string {
-				switch {
-				case strings.HasPrefix(cmd, "MAIL"):
-					return "451 4.7.1 greylisted"
-				case strings.HasPrefix(cmd, "RCPT"), cmd == "DATA":
-					return "503 5.5.1 MAIL first"
-				}
-				return ""
-			})
-			d := deliverOnce(t, s, rcpts, raw)
-			if d.accepted || d.temporary == nil || !strings.Contains(d.temporary.Error(), "greylisted") || d.broken || len(d.refused) != 0 {
-				t.Fatalf("delivery %+v, want a temporary failure (the 451 to MAIL), no refused recipient, connection kept", d)
-			}
-		})
+		}
 	}
 }
 
 func TestDeliverRefusesMalformedEnvelope(t *testing.T) {
 	t.Parallel()
-	s := startScriptedSMTP(t, true, nil)
+	s := startScriptedSMTP(t, script{pipelining: true})
 	tr := scriptedTransport(t, s)
 	for _, rcpt := range []string{"a@example.net>\r\nRCPT TO:<b@example.net", "<a@example.net>"} {
 		if d := sendVia(t, tr, "desk@example.org", []string{rcpt}, []byte("x\r\n")); d.permanent == nil || d.accepted {
 			t.Errorf("recipient %q: %+v, want a permanent failure", rcpt, d)
 		}
 	}
-	if cmds, _, _ := s.seen(); len(cmds) != 0 {
-		t.Errorf("commands %q reached the server", cmds)
+	if l := s.seen(); len(l.commands) != 0 {
+		t.Errorf("commands %q reached the server", l.commands)
 	}
 }
 
@@ -316,10 +303,7 @@ func TestDeliverRefusesMalformedEnvelope(t *testing.T) {
 func TestSendRedialsAConnectionDroppedWhileIdle(t *testing.T) {
 	t.Parallel()
 	for _, pipelining := range []bool{true, false} {
-		s := startScriptedSMTP(t, pipelining, nil)
-		s.mu.Lock()
-		s.hangUp = true
-		s.mu.Unlock()
+		s := startScriptedSMTP(t, script{pipelining: pipelining, hangUp: true})
 		tr := scriptedTransport(t, s)
 		for i := range 3 {
 			if d := sendVia(t, tr, "desk@example.org", []string{"ana@example.net"}, []byte("x\r\n")); !d.accepted {
@@ -327,12 +311,8 @@ func TestSendRedialsAConnectionDroppedWhileIdle(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond) // let the hang-up arrive while the connection is idle
 		}
-		_, bodies, _ := s.seen()
-		s.mu.Lock()
-		conns := s.conns
-		s.mu.Unlock()
-		if len(bodies) != 3 || conns != 3 {
-			t.Errorf("pipelining %v: %d messages on %d connections, want 3 on 3", pipelining, len(bodies), conns)
+		if l := s.seen(); len(l.bodies) != 3 || l.conns != 3 {
+			t.Errorf("pipelining %v: %d messages on %d connections, want 3 on 3", pipelining, len(l.bodies), l.conns)
 		}
 	}
 }
