@@ -84,6 +84,34 @@ func TestBenchJSONReportsEveryMeasurement(t *testing.T) {
 	if res.MailsSent < res.Tickets {
 		t.Errorf("%d mails sent for %d tickets", res.MailsSent, res.Tickets)
 	}
+	if _, ok := raw["send_cpu"]; ok || res.SendAloneMailsPerSec != 0 {
+		t.Errorf("send_cpu %v, send_alone_mails_per_sec %v without --send-after-ingest", raw["send_cpu"], res.SendAloneMailsPerSec)
+	}
+}
+
+// TestBenchSendAfterIngestMeasuresTheSender: with the sender held until the bulk load is in, the
+// JSON carries the sender's own rate and its CPU per mail, over every mail of the run.
+func TestBenchSendAfterIngestMeasuresTheSender(t *testing.T) {
+	dbURL := benchDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"bench", "--messages", "200", "--idle-samples", "0", "--send-after-ingest", "--json",
+		"--database-url", dbURL}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	var res benchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.MailsSent < res.Tickets || res.SendAloneMailsPerSec <= 0 {
+		t.Errorf("%d mails for %d tickets at %v mails/s alone: want every ticket acknowledged and a rate",
+			res.MailsSent, res.Tickets, res.SendAloneMailsPerSec)
+	}
+	if c := res.SendCPU; c == nil || c.TotalMsPerMsg < c.DeskdMsPerMsg || c.MachineBusy < 0 || c.MachineBusy > 1 || c.WindowSeconds <= 0 {
+		t.Errorf("send_cpu %+v: want a window and deskd's share of the machine's total", c)
+	}
 }
 
 func TestBenchGeneratorIsDeterministicAndParses(t *testing.T) {
