@@ -21,7 +21,7 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 	if p.dupOf != 0 {
 		return StateDuplicate, "", fmt.Sprintf("same Message-ID and content as raw mail %d, already ingested", p.dupOf), nil
 	}
-	lk := storeLookup{st: tx.Store()}
+	lk := storeLookup{st: tx.Store(), locked: map[int64]*tickets.Ticket{}}
 	d, err := thread.Decide(ctx, in.threadInput(m), in.thread, lk)
 	if err != nil {
 		return "", "", "", fmt.Errorf("thread: %w", err)
@@ -35,7 +35,7 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 		return "", "", "", errors.New("no usable From address: cannot open or update a ticket")
 	}
 	if d.Action == thread.Append {
-		tk := tickets.Ticket{ID: d.TicketID, Key: d.TicketKey} // just read by the threader; locked by AppendMessage
+		tk := lk.locked[d.TicketID] // read and locked by the threader, which every Append comes from
 		actor := tickets.Actor{Kind: tickets.ActorUser, Name: from}
 		why := d.Reason
 		if agent, ok := in.opts.Agents[from]; ok {
@@ -48,24 +48,33 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 				why += "; sender is an agent address but the mail carries no signed token: treated as a participant"
 			}
 		}
-		if _, err := tx.AppendMessage(ctx, tk.ID, msg, actor, why); err != nil {
+		var err error
+		if tk != nil {
+			_, err = tx.AppendMessageLocked(ctx, tk, msg, actor, why)
+		} else {
+			_, err = tx.AppendMessage(ctx, d.TicketID, msg, actor, why)
+		}
+		if err != nil {
 			if errors.Is(err, tickets.ErrDuplicateMail) {
-				return StateIngested, tk.Key, "already ingested", nil
+				return StateIngested, d.TicketKey, "already ingested", nil
 			}
 			return "", "", "", err
 		}
-		if err := in.addWatchers(ctx, tx, tk.ID, m, from); err != nil {
+		if err := in.addWatchers(ctx, tx, d.TicketID, m, from); err != nil {
 			return "", "", "", err
 		}
-		return StateIngested, tk.Key, d.Reason, nil
+		return StateIngested, d.TicketKey, d.Reason, nil
 	}
 	q := in.route(r.Mailbox, m)
 	subj := subject.Clean(m.Subject, in.thread.KeyPrefixes)
 	if d.LinkTo != 0 {
 		// a follow-up of a closed ticket is about the same thing: keep its subject, not "Re: [KEY] …"
-		closed, err := tx.Store().Ticket(ctx, d.LinkTo)
-		if err != nil {
-			return "", "", "", err
+		closed := lk.locked[d.LinkTo] // the threader read it
+		if closed == nil {
+			var err error
+			if closed, err = tx.Store().Ticket(ctx, d.LinkTo); err != nil {
+				return "", "", "", err
+			}
 		}
 		subj = closed.Subject
 	}
@@ -299,8 +308,15 @@ func addrs(list []*mail.Address) []string {
 	return out
 }
 
-// storeLookup answers the threader's look-ups from the ticket store inside the ingest transaction.
-type storeLookup struct{ st *tickets.Store }
+// storeLookup answers the threader's look-ups from the ticket store. Inside the ingest transaction
+// (locked not nil) it locks each ticket it reads FOR UPDATE and keeps it in locked: the ticket a
+// reply is appended to is then read once, with its participants, and not again by the append
+// (tickets.Tx.AppendMessageLocked). A ticket read but not used stays locked until the commit, as
+// any other the transaction touched.
+type storeLookup struct {
+	st     *tickets.Store
+	locked map[int64]*tickets.Ticket
+}
 
 func notFound(err error) error {
 	if errors.Is(err, tickets.ErrNotFound) {
@@ -311,21 +327,29 @@ func notFound(err error) error {
 
 // TicketByID reads the ticket with its participants in one round trip.
 func (l storeLookup) TicketByID(ctx context.Context, id int64) (thread.TicketRef, error) {
-	tk, others, err := l.st.TicketAndOthers(ctx, id)
+	var (
+		tk     *tickets.Ticket
+		others []string
+		err    error
+	)
+	if l.locked != nil {
+		tk, others, err = l.st.LockTicketAndOthers(ctx, id)
+	} else {
+		tk, others, err = l.st.TicketAndOthers(ctx, id)
+	}
 	if err != nil {
 		return thread.TicketRef{}, notFound(err)
 	}
-	return thread.TicketRef{ID: tk.ID, Key: tk.Key, Closed: tk.Status == tickets.StatusClosed, Requester: tk.Requester,
-		Participants: others}, nil
+	return l.ref(tk, others), nil
 }
 
+// TicketByMessageID finds and reads the ticket in one round trip.
 func (l storeLookup) TicketByMessageID(ctx context.Context, ids []string) (thread.TicketRef, string, error) {
-	id, matched, err := l.st.TicketIDByMessageID(ctx, ids)
+	tk, others, matched, err := l.st.TicketAndOthersByMessageID(ctx, ids, l.locked != nil)
 	if err != nil {
 		return thread.TicketRef{}, "", notFound(err)
 	}
-	ref, err := l.TicketByID(ctx, id)
-	return ref, matched, err
+	return l.ref(tk, others), matched, nil
 }
 
 func (l storeLookup) TicketByKey(ctx context.Context, key string) (thread.TicketRef, error) {
@@ -334,6 +358,15 @@ func (l storeLookup) TicketByKey(ctx context.Context, key string) (thread.Ticket
 		return thread.TicketRef{}, notFound(err)
 	}
 	return l.TicketByID(ctx, tk.ID)
+}
+
+// ref is what the threader needs of tk; a locked read is kept for the append.
+func (l storeLookup) ref(tk *tickets.Ticket, others []string) thread.TicketRef {
+	if l.locked != nil {
+		l.locked[tk.ID] = tk
+	}
+	return thread.TicketRef{ID: tk.ID, Key: tk.Key, Closed: tk.Status == tickets.StatusClosed, Requester: tk.Requester,
+		Participants: others}
 }
 
 // stripPlus removes a sub-address: "support+t-x@example.com" becomes "support@example.com".

@@ -290,6 +290,14 @@ func (t *Tx) AppendMessage(ctx context.Context, ticketID int64, m Message, actor
 	if err != nil {
 		return nil, err
 	}
+	return t.AppendMessageLocked(ctx, before, m, actor, why)
+}
+
+// AppendMessageLocked is AppendMessage for a ticket this transaction has already read with its row
+// locked (Store.LockTicketAndOthers, Store.TicketAndOthersByMessageID with lock): the ingest's
+// threader found the ticket that way, and the reply saves a second read.
+func (t *Tx) AppendMessageLocked(ctx context.Context, before *Ticket, m Message, actor Actor, why string) (*Message, error) {
+	ticketID := before.ID
 	after := *before
 	switch {
 	case m.Direction == Inbound && m.Visibility == Public && actor.Kind == ActorUser &&
@@ -319,7 +327,7 @@ func (t *Tx) AppendMessage(ctx context.Context, ticketID int64, m Message, actor
 	// mail, and each round trip costs both processes a wake-up); a message whose raw mail is already
 	// one (ON CONFLICT) changes nothing.
 	setMessageDefaults(&m, t.now)
-	err = t.tx.QueryRow(ctx, `
+	err := t.tx.QueryRow(ctx, `
 		WITH m AS (`+insertMessageSQL+`),
 		u AS (
 			UPDATE tickets SET status = $22, first_response_at = $23, updated_at = $24,

@@ -213,6 +213,36 @@ func TestCreateWritesTicketMessageParticipantsAndOneEvent(t *testing.T) {
 	if err != nil || byMID.ID != tk.ID || matched != "m1-VPN is down@example.com" {
 		t.Errorf("TicketByMessageID: %v %q %v", byMID, matched, err)
 	}
+	// the threader's read in the ingest: found, read with the other participants, and locked
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // released at the end
+	locked, others, matched, err := tickets.NewStore(tx).TicketAndOthersByMessageID(ctx,
+		[]string{"nope@x", "m1-vpn is down@example.com"}, true)
+	if err != nil || locked.ID != tk.ID || locked.Key != tk.Key || matched != "m1-VPN is down@example.com" ||
+		fmt.Sprint(others) != "[bob@example.com]" {
+		t.Errorf("TicketAndOthersByMessageID: %+v %v %q %v", locked, others, matched, err)
+	}
+	if _, err := pool.Exec(ctx, `SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE NOWAIT`, tk.ID); err == nil {
+		t.Error("TicketAndOthersByMessageID with lock left the ticket unlocked")
+	}
+	if _, _, _, err := tickets.NewStore(tx).TicketAndOthersByMessageID(ctx, []string{"nope@x"}, true); !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("TicketAndOthersByMessageID of an unknown id: %v, want ErrNotFound", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, others, _, err := st.TicketAndOthersByMessageID(ctx, []string{"m1-vpn is down@example.com"}, false); err != nil ||
+		fmt.Sprint(others) != "[bob@example.com]" {
+		t.Errorf("TicketAndOthersByMessageID without lock: %v %v", others, err)
+	}
+	cmsgs, cparts, err := st.Conversation(ctx, tk.ID)
+	if err != nil || fmt.Sprint(cparts) != fmt.Sprint(want) || len(cmsgs) != 1 || cmsgs[0].ID != msgs[0].ID ||
+		len(cmsgs[0].Attachments) != 1 || cmsgs[0].Attachments[0].Size != 4 {
+		t.Errorf("Conversation: %v %+v %v, want the messages and participants read apart", err, cmsgs, cparts)
+	}
 	if countRows(t, pool, "contacts") != 2 {
 		t.Errorf("contacts: want requester and watcher")
 	}

@@ -57,15 +57,71 @@ func (s *Store) Ticket(ctx context.Context, id int64) (*Ticket, error) {
 // TicketAndOthers returns a ticket with the addresses of its participants other than the requester
 // (watchers and agents), in one round trip: what the threader checks a sender against.
 func (s *Store) TicketAndOthers(ctx context.Context, id int64) (*Ticket, []string, error) {
+	return s.ticketAndOthers(ctx, id, false)
+}
+
+// LockTicketAndOthers is TicketAndOthers locking the ticket FOR UPDATE, inside a transaction: a
+// caller about to change the ticket (Tx.AppendMessageLocked) then reads it once.
+func (s *Store) LockTicketAndOthers(ctx context.Context, id int64) (*Ticket, []string, error) {
+	return s.ticketAndOthers(ctx, id, true)
+}
+
+// othersColumn is the participants other than the requester, for TicketAndOthers.
+const othersColumn = `coalesce((SELECT array_agg(p.email ORDER BY p.role, p.email) FROM participants p
+	WHERE p.ticket_id = tickets.id AND p.role <> 'requester'), '{}')`
+
+func (s *Store) ticketAndOthers(ctx context.Context, id int64, lock bool) (*Ticket, []string, error) {
 	var others []string
-	t, err := scanTicket(s.db.QueryRow(ctx, `SELECT `+ticketColumns+`,
-		coalesce((SELECT array_agg(p.email ORDER BY p.role, p.email) FROM participants p
-		          WHERE p.ticket_id = tickets.id AND p.role <> 'requester'), '{}')
-		FROM tickets WHERE id = $1`, id), &others)
+	t, err := scanTicket(s.db.QueryRow(ctx, `SELECT `+ticketColumns+`, `+othersColumn+`
+		FROM tickets WHERE id = $1`+forUpdate(lock), id), &others)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load ticket %d: %w", id, err)
 	}
 	return t, others, nil
+}
+
+// TicketAndOthersByMessageID is TicketByMessageID returning the ticket as TicketAndOthers does, in
+// one round trip when a stored message matches (mail found only in the outbox takes two more). With
+// lock the ticket is locked FOR UPDATE, as by LockTicketAndOthers.
+func (s *Store) TicketAndOthersByMessageID(ctx context.Context, ids []string, lock bool) (*Ticket, []string, string, error) {
+	if len(ids) == 0 {
+		return nil, nil, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
+	}
+	var (
+		others  []string
+		matched string
+	)
+	t, err := scanTicket(s.db.QueryRow(ctx, `WITH hit AS (
+			-- no column of hit shares a name with one of tickets
+			SELECT m.ticket_id, m.message_id
+			FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
+			JOIN messages m ON lower(m.message_id) = want.id
+			ORDER BY want.ord, m.id LIMIT 1)
+		SELECT `+ticketColumns+`, `+othersColumn+`, hit.message_id
+		FROM hit JOIN tickets ON tickets.id = hit.ticket_id`+forUpdate(lock, "tickets"), ids), &others, &matched)
+	if errors.Is(err, ErrNotFound) {
+		// outbound mail that is still in (or was only in) the outbox also threads
+		var id int64
+		if id, matched, err = s.ticketIDInOutbox(ctx, ids); err != nil {
+			return nil, nil, "", err
+		}
+		t, others, err = s.ticketAndOthers(ctx, id, lock)
+	}
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("find ticket by message-id: %w", err)
+	}
+	return t, others, matched, nil
+}
+
+// forUpdate is the locking clause of a read that locks (of the tables named, or of all).
+func forUpdate(lock bool, of ...string) string {
+	switch {
+	case !lock:
+		return ""
+	case len(of) == 0:
+		return " FOR UPDATE"
+	}
+	return " FOR UPDATE OF " + strings.Join(of, ", ")
 }
 
 // TicketByKey returns the ticket with key (case-insensitive, e.g. "sd-1042"), or ErrNotFound.
@@ -156,10 +212,71 @@ const messageColumns = `id, ticket_id, raw_mail_id, direction, visibility, class
 
 // Messages returns a ticket's messages, oldest first, with attachment metadata (not data).
 func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+messageColumns+`, attachment_count FROM messages WHERE ticket_id = $1 ORDER BY id`, ticketID)
+	rows, err := s.db.Query(ctx, messagesSQL, ticketID)
 	if err != nil {
 		return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
 	}
+	return s.messages(ctx, ticketID, rows)
+}
+
+// Conversation returns what Messages and Participants return, both read in one round trip when the
+// store's DB can pipeline (a transaction, connection or pool): a reply's notification reads both.
+func (s *Store) Conversation(ctx context.Context, ticketID int64) ([]*Message, []Participant, error) {
+	b, ok := s.db.(interface {
+		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+	})
+	if !ok {
+		msgs, err := s.Messages(ctx, ticketID)
+		if err != nil {
+			return nil, nil, err
+		}
+		parts, err := s.Participants(ctx, ticketID)
+		return msgs, parts, err
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(messagesSQL, ticketID)
+	batch.Queue(participantsSQL, ticketID)
+	br := b.SendBatch(ctx, batch)
+	defer br.Close()
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
+	}
+	out, byID, ids, err := scanMessages(ticketID, rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list participants of ticket %d: %w", ticketID, err)
+	}
+	parts, err := scanParticipants(ticketID, rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := br.Close(); err != nil {
+		return nil, nil, fmt.Errorf("list conversation of ticket %d: %w", ticketID, err)
+	}
+	if err := s.attach(ctx, ticketID, byID, ids); err != nil {
+		return nil, nil, err
+	}
+	return out, parts, nil
+}
+
+const messagesSQL = `SELECT ` + messageColumns + `, attachment_count FROM messages WHERE ticket_id = $1 ORDER BY id`
+
+// messages completes Messages from the rows of messagesSQL.
+func (s *Store) messages(ctx context.Context, ticketID int64, rows pgx.Rows) ([]*Message, error) {
+	out, byID, ids, err := scanMessages(ticketID, rows)
+	if err != nil {
+		return nil, err
+	}
+	return out, s.attach(ctx, ticketID, byID, ids)
+}
+
+// scanMessages reads (and closes) the rows of messagesSQL: the messages, by id, and the ids of those
+// with attachments.
+func scanMessages(ticketID int64, rows pgx.Rows) ([]*Message, map[int64]*Message, []int64, error) {
 	defer rows.Close()
 	var (
 		out  []*Message
@@ -174,7 +291,7 @@ func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error
 		if err := rows.Scan(&m.ID, &m.TicketID, &m.RawMailID, &m.Direction, &m.Visibility, &m.Class, &m.AuthorKind,
 			&m.Author, &m.MessageID, &m.InReplyTo, &m.References, &m.From, &m.FromName, &m.To, &m.Cc, &m.Subject,
 			&m.Text, &m.VisibleText, &m.HTML, &m.ThreadReason, &m.CreatedAt, &n); err != nil {
-			return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
+			return nil, nil, nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
 		}
 		out = append(out, &m)
 		byID[m.ID] = &m
@@ -183,10 +300,15 @@ func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
+		return nil, nil, nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
 	}
+	return out, byID, ids, nil
+}
+
+// attach reads the attachment metadata of the messages ids (of byID).
+func (s *Store) attach(ctx context.Context, ticketID int64, byID map[int64]*Message, ids []int64) error {
 	if len(ids) == 0 {
-		return out, nil // no attachments to look up (most tickets)
+		return nil // no attachments to look up (most tickets)
 	}
 	// by the ids of the messages that have attachments: joined to messages on ticket_id, the planner
 	// hashed the ticket's messages against a sequential scan of every attachment of the desk (0.6 ms
@@ -194,7 +316,7 @@ func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error
 	arows, err := s.db.Query(ctx, `SELECT id, message_id, filename, content_type, content_id, inline, size, sha256
 		FROM attachments WHERE message_id = ANY($1) ORDER BY id`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("list attachments of ticket %d: %w", ticketID, err)
+		return fmt.Errorf("list attachments of ticket %d: %w", ticketID, err)
 	}
 	defer arows.Close()
 	for arows.Next() {
@@ -203,13 +325,13 @@ func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error
 			mid int64
 		)
 		if err := arows.Scan(&a.ID, &mid, &a.Filename, &a.ContentType, &a.ContentID, &a.Inline, &a.Size, &a.SHA256); err != nil {
-			return nil, fmt.Errorf("list attachments of ticket %d: %w", ticketID, err)
+			return fmt.Errorf("list attachments of ticket %d: %w", ticketID, err)
 		}
 		if m := byID[mid]; m != nil {
 			m.Attachments = append(m.Attachments, a)
 		}
 	}
-	return out, arows.Err()
+	return arows.Err()
 }
 
 // AttachmentData returns the stored content of an attachment by its SHA-256.
@@ -253,10 +375,17 @@ type Participant struct {
 
 // Participants returns a ticket's participants ordered by role then address.
 func (s *Store) Participants(ctx context.Context, ticketID int64) ([]Participant, error) {
-	rows, err := s.db.Query(ctx, `SELECT email, role FROM participants WHERE ticket_id = $1 ORDER BY role, email`, ticketID)
+	rows, err := s.db.Query(ctx, participantsSQL, ticketID)
 	if err != nil {
 		return nil, fmt.Errorf("list participants of ticket %d: %w", ticketID, err)
 	}
+	return scanParticipants(ticketID, rows)
+}
+
+const participantsSQL = `SELECT email, role FROM participants WHERE ticket_id = $1 ORDER BY role, email`
+
+// scanParticipants reads (and closes) the rows of participantsSQL.
+func scanParticipants(ticketID int64, rows pgx.Rows) ([]Participant, error) {
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Participant, error) {
 		var p Participant
 		return p, r.Scan(&p.Email, &p.Role)
@@ -319,12 +448,25 @@ func (s *Store) TicketIDByMessageID(ctx context.Context, ids []string) (int64, s
 		JOIN messages m ON lower(m.message_id) = want.id
 		ORDER BY want.ord, m.id LIMIT 1`, ids).Scan(&ticketID, &matched)
 	if errors.Is(err, pgx.ErrNoRows) {
-		// outbound mail that is still in (or was only in) the outbox also threads
-		err = s.db.QueryRow(ctx, `SELECT o.ticket_id, o.message_id
-			FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
-			JOIN outbox o ON o.message_id = want.id AND o.ticket_id IS NOT NULL
-			ORDER BY want.ord LIMIT 1`, ids).Scan(&ticketID, &matched)
+		return s.ticketIDInOutbox(ctx, ids)
 	}
+	if err != nil {
+		return 0, "", fmt.Errorf("find ticket by message-id: %w", err)
+	}
+	return ticketID, matched, nil
+}
+
+// ticketIDInOutbox finds the ticket of outbound mail by Message-ID in the outbox (mail still queued,
+// or sent without a message row), for TicketIDByMessageID.
+func (s *Store) ticketIDInOutbox(ctx context.Context, ids []string) (int64, string, error) {
+	var (
+		ticketID int64
+		matched  string
+	)
+	err := s.db.QueryRow(ctx, `SELECT o.ticket_id, o.message_id
+		FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
+		JOIN outbox o ON o.message_id = want.id AND o.ticket_id IS NOT NULL
+		ORDER BY want.ord LIMIT 1`, ids).Scan(&ticketID, &matched)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
 	}

@@ -53,12 +53,8 @@ func (n *Notifier) load(ctx context.Context, tx pgx.Tx, c tickets.Change) (*tick
 			msgs = []*tickets.Message{c.Message}
 		}
 	} else {
-		store := tickets.NewStore(tx)
 		var err error
-		if msgs, err = store.Messages(ctx, tk.ID); err != nil {
-			return nil, err
-		}
-		if parts, err = store.Participants(ctx, tk.ID); err != nil {
+		if msgs, parts, err = tickets.NewStore(tx).Conversation(ctx, tk.ID); err != nil {
 			return nil, err
 		}
 	}
