@@ -224,7 +224,7 @@ func TestTicketListAndShowJSON(t *testing.T) {
 		tk, _, err := tx.Create(ctx, tickets.NewTicket{Prefix: "SD", Queue: "support", Kind: tickets.KindIncident, Priority: tickets.P2,
 			Requester: "alice@example.com", Subject: "Printer on fire",
 			Message: &tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
-				MessageID: "a@x", From: "alice@example.com", Text: "help", VisibleText: "help"},
+				MessageID: "a@x", From: "alice@example.com", Author: "alice@example.com", Text: "help", VisibleText: "help"},
 			Actor: tickets.Actor{Kind: tickets.ActorUser, Name: "alice@example.com"}})
 		return tk, err
 	})
@@ -259,7 +259,27 @@ func TestTicketListAndShowJSON(t *testing.T) {
 		show.Messages[0].Text != "help" || len(show.Events) != 1 || show.Events[0].Kind != "created" {
 		t.Errorf("ticket show --json: %v %s", err, out)
 	}
+	code, out, errOut = deskd(t, ctx, "ticket", "show", tk.Key)
+	if code != 0 || !strings.Contains(out, " from alice@example.com at ") {
+		t.Errorf("ticket show: %d %s %s: want the message's sender once", code, out, errOut)
+	}
 	if code, _, errOut := deskd(t, ctx, "ticket", "show", "SD-1"); code == 0 || !strings.Contains(errOut, "not found") {
 		t.Errorf("show missing ticket: %d %q", code, errOut)
+	}
+}
+
+func TestMessageAuthorNamesTheSenderOnce(t *testing.T) {
+	for _, c := range []struct {
+		from, author, want string
+	}{
+		{"alice@example.com", "alice@example.com", "alice@example.com"},
+		{"alice@example.com", "Alice@Example.com", "alice@example.com"},
+		{"alice@example.com", "", "alice@example.com"},
+		{"support@example.com", "ana", "support@example.com (ana)"},
+		{"", "sla", "sla"},
+	} {
+		if got := messageAuthor(&tickets.Message{From: c.from, Author: c.author}); got != c.want {
+			t.Errorf("messageAuthor(%q, %q) = %q, want %q", c.from, c.author, got, c.want)
+		}
 	}
 }

@@ -156,7 +156,7 @@ func newTicketShowCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(w, "\nMessages (%d)\n", len(msgs))
 			for _, m := range msgs {
-				fmt.Fprintf(w, "--- #%d %s %s %s from %s at %s (%s)\n", m.ID, m.Direction, m.Visibility, m.Class, m.From+m.Author,
+				fmt.Fprintf(w, "--- #%d %s %s %s from %s at %s (%s)\n", m.ID, m.Direction, m.Visibility, m.Class, messageAuthor(m),
 					m.CreatedAt.Local().Format(time.RFC3339), m.ThreadReason)
 				text := m.VisibleText
 				if text == "" {
@@ -303,4 +303,16 @@ func trunc(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// messageAuthor is who wrote m for `ticket show`: its From address, and the author (an agent's
+// name, a rule) when that is someone else; an inbound mail's author is its sender.
+func messageAuthor(m *tickets.Message) string {
+	switch {
+	case m.From == "":
+		return m.Author
+	case m.Author == "" || strings.EqualFold(m.Author, m.From):
+		return m.From
+	}
+	return m.From + " (" + m.Author + ")"
 }
