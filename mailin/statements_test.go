@@ -136,13 +136,14 @@ func TestIngestStatementBudget(t *testing.T) {
 	// the threader reads a ticket with its participants in one statement. 1.9 statements in 1.7
 	// round trips since the threader finds, reads and locks a reply's ticket in one statement that
 	// the append does not repeat, and a reply's notification reads the conversation and the
-	// participants in one round trip (a reply: 6 statements in 6 round trips before, 4 in 3 after).
+	// participants in one round trip (a reply: 6 statements in 6 round trips before, 4 in 3 after);
+	// 1.6 round trips since the outbox's rate locks and counts share one pipeline per transaction.
 	t.Logf("%d statements in %d round trips:\n%s", total, trips, strings.Join(report, "\n"))
 	if perMsg := float64(total) / n; perMsg > 2.0 {
 		t.Errorf("%.2f statements per message, budget 2.0:\n%s", perMsg, strings.Join(report, "\n"))
 	}
-	if perMsg := float64(trips) / n; perMsg > 1.75 {
-		t.Errorf("%.2f round trips per message, budget 1.75:\n%s", perMsg, strings.Join(report, "\n"))
+	if perMsg := float64(trips) / n; perMsg > 1.65 {
+		t.Errorf("%.2f round trips per message, budget 1.65:\n%s", perMsg, strings.Join(report, "\n"))
 	}
 	if inserts, txs := got["INSERT INTO outbox"], got["begin"]; inserts == 0 || inserts > txs {
 		t.Errorf("%d outbox INSERTs in %d transactions, want at most one per transaction:\n%s", inserts, txs, strings.Join(report, "\n"))
