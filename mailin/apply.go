@@ -21,7 +21,7 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 	if p.dupOf != 0 {
 		return StateDuplicate, "", fmt.Sprintf("same Message-ID and content as raw mail %d, already ingested", p.dupOf), nil
 	}
-	lk := storeLookup{st: tx.Store(), locked: map[int64]*tickets.Ticket{}}
+	lk := &storeLookup{st: tx.Store(), lock: true}
 	d, err := thread.Decide(ctx, in.threadInput(m), in.thread, lk)
 	if err != nil {
 		return "", "", "", fmt.Errorf("thread: %w", err)
@@ -309,12 +309,13 @@ func addrs(list []*mail.Address) []string {
 }
 
 // storeLookup answers the threader's look-ups from the ticket store. Inside the ingest transaction
-// (locked not nil) it locks each ticket it reads FOR UPDATE and keeps it in locked: the ticket a
-// reply is appended to is then read once, with its participants, and not again by the append
+// (lock) it locks each ticket it reads FOR UPDATE and keeps it in locked: the ticket a reply is
+// appended to is then read once, with its participants, and not again by the append
 // (tickets.Tx.AppendMessageLocked). A ticket read but not used stays locked until the commit, as
 // any other the transaction touched.
 type storeLookup struct {
 	st     *tickets.Store
+	lock   bool
 	locked map[int64]*tickets.Ticket
 }
 
@@ -326,17 +327,8 @@ func notFound(err error) error {
 }
 
 // TicketByID reads the ticket with its participants in one round trip.
-func (l storeLookup) TicketByID(ctx context.Context, id int64) (thread.TicketRef, error) {
-	var (
-		tk     *tickets.Ticket
-		others []string
-		err    error
-	)
-	if l.locked != nil {
-		tk, others, err = l.st.LockTicketAndOthers(ctx, id)
-	} else {
-		tk, others, err = l.st.TicketAndOthers(ctx, id)
-	}
+func (l *storeLookup) TicketByID(ctx context.Context, id int64) (thread.TicketRef, error) {
+	tk, others, err := l.st.TicketAndOthers(ctx, id, l.lock)
 	if err != nil {
 		return thread.TicketRef{}, notFound(err)
 	}
@@ -344,15 +336,15 @@ func (l storeLookup) TicketByID(ctx context.Context, id int64) (thread.TicketRef
 }
 
 // TicketByMessageID finds and reads the ticket in one round trip.
-func (l storeLookup) TicketByMessageID(ctx context.Context, ids []string) (thread.TicketRef, string, error) {
-	tk, others, matched, err := l.st.TicketAndOthersByMessageID(ctx, ids, l.locked != nil)
+func (l *storeLookup) TicketByMessageID(ctx context.Context, ids []string) (thread.TicketRef, string, error) {
+	tk, others, matched, err := l.st.TicketAndOthersByMessageID(ctx, ids, l.lock)
 	if err != nil {
 		return thread.TicketRef{}, "", notFound(err)
 	}
 	return l.ref(tk, others), matched, nil
 }
 
-func (l storeLookup) TicketByKey(ctx context.Context, key string) (thread.TicketRef, error) {
+func (l *storeLookup) TicketByKey(ctx context.Context, key string) (thread.TicketRef, error) {
 	tk, err := l.st.TicketByKey(ctx, key)
 	if err != nil {
 		return thread.TicketRef{}, notFound(err)
@@ -361,8 +353,11 @@ func (l storeLookup) TicketByKey(ctx context.Context, key string) (thread.Ticket
 }
 
 // ref is what the threader needs of tk; a locked read is kept for the append.
-func (l storeLookup) ref(tk *tickets.Ticket, others []string) thread.TicketRef {
-	if l.locked != nil {
+func (l *storeLookup) ref(tk *tickets.Ticket, others []string) thread.TicketRef {
+	if l.lock {
+		if l.locked == nil {
+			l.locked = map[int64]*tickets.Ticket{}
+		}
 		l.locked[tk.ID] = tk
 	}
 	return thread.TicketRef{ID: tk.ID, Key: tk.Key, Closed: tk.Status == tickets.StatusClosed, Requester: tk.Requester,
@@ -382,4 +377,4 @@ func stripPlus(addr string) string {
 }
 
 // NewStoreLookup returns the threader's look-ups over a ticket store (used by `deskd inspect --db`).
-func NewStoreLookup(st *tickets.Store) thread.Lookup { return storeLookup{st: st} }
+func NewStoreLookup(st *tickets.Store) thread.Lookup { return &storeLookup{st: st} }

@@ -294,7 +294,7 @@ func (t *Tx) AppendMessage(ctx context.Context, ticketID int64, m Message, actor
 }
 
 // AppendMessageLocked is AppendMessage for a ticket this transaction has already read with its row
-// locked (Store.LockTicketAndOthers, Store.TicketAndOthersByMessageID with lock): the ingest's
+// locked (Store.TicketAndOthers or Store.TicketAndOthersByMessageID with lock): the ingest's
 // threader found the ticket that way, and the reply saves a second read.
 func (t *Tx) AppendMessageLocked(ctx context.Context, before *Ticket, m Message, actor Actor, why string) (*Message, error) {
 	ticketID := before.ID

@@ -16,6 +16,7 @@ type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Store reads tickets, messages and events. Writes go through Service use cases.
@@ -55,22 +56,10 @@ func (s *Store) Ticket(ctx context.Context, id int64) (*Ticket, error) {
 }
 
 // TicketAndOthers returns a ticket with the addresses of its participants other than the requester
-// (watchers and agents), in one round trip: what the threader checks a sender against.
-func (s *Store) TicketAndOthers(ctx context.Context, id int64) (*Ticket, []string, error) {
-	return s.ticketAndOthers(ctx, id, false)
-}
-
-// LockTicketAndOthers is TicketAndOthers locking the ticket FOR UPDATE, inside a transaction: a
-// caller about to change the ticket (Tx.AppendMessageLocked) then reads it once.
-func (s *Store) LockTicketAndOthers(ctx context.Context, id int64) (*Ticket, []string, error) {
-	return s.ticketAndOthers(ctx, id, true)
-}
-
-// othersColumn is the participants other than the requester, for TicketAndOthers.
-const othersColumn = `coalesce((SELECT array_agg(p.email ORDER BY p.role, p.email) FROM participants p
-	WHERE p.ticket_id = tickets.id AND p.role <> 'requester'), '{}')`
-
-func (s *Store) ticketAndOthers(ctx context.Context, id int64, lock bool) (*Ticket, []string, error) {
+// (watchers and agents), in one round trip: what the threader checks a sender against. With lock
+// (inside a transaction) the ticket is locked FOR UPDATE, so a caller about to change it reads it
+// once (Tx.AppendMessageLocked).
+func (s *Store) TicketAndOthers(ctx context.Context, id int64, lock bool) (*Ticket, []string, error) {
 	var others []string
 	t, err := scanTicket(s.db.QueryRow(ctx, `SELECT `+ticketColumns+`, `+othersColumn+`
 		FROM tickets WHERE id = $1`+forUpdate(lock), id), &others)
@@ -80,9 +69,20 @@ func (s *Store) ticketAndOthers(ctx context.Context, id int64, lock bool) (*Tick
 	return t, others, nil
 }
 
+// othersColumn is the participants other than the requester, for TicketAndOthers.
+const othersColumn = `coalesce((SELECT array_agg(p.email ORDER BY p.role, p.email) FROM participants p
+	WHERE p.ticket_id = tickets.id AND p.role <> 'requester'), '{}')`
+
+// messageIDHit finds the stored message with the first of the canonical Message-IDs $1 that any
+// has: its ticket_id and message_id (names no column of tickets has, for joins).
+const messageIDHit = `SELECT m.ticket_id, m.message_id
+	FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
+	JOIN messages m ON lower(m.message_id) = want.id
+	ORDER BY want.ord, m.id LIMIT 1`
+
 // TicketAndOthersByMessageID is TicketByMessageID returning the ticket as TicketAndOthers does, in
 // one round trip when a stored message matches (mail found only in the outbox takes two more). With
-// lock the ticket is locked FOR UPDATE, as by LockTicketAndOthers.
+// lock the ticket is locked FOR UPDATE, as by TicketAndOthers.
 func (s *Store) TicketAndOthersByMessageID(ctx context.Context, ids []string, lock bool) (*Ticket, []string, string, error) {
 	if len(ids) == 0 {
 		return nil, nil, "", fmt.Errorf("find ticket by message-id: %w", ErrNotFound)
@@ -91,12 +91,7 @@ func (s *Store) TicketAndOthersByMessageID(ctx context.Context, ids []string, lo
 		others  []string
 		matched string
 	)
-	t, err := scanTicket(s.db.QueryRow(ctx, `WITH hit AS (
-			-- no column of hit shares a name with one of tickets
-			SELECT m.ticket_id, m.message_id
-			FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
-			JOIN messages m ON lower(m.message_id) = want.id
-			ORDER BY want.ord, m.id LIMIT 1)
+	t, err := scanTicket(s.db.QueryRow(ctx, `WITH hit AS (`+messageIDHit+`)
 		SELECT `+ticketColumns+`, `+othersColumn+`, hit.message_id
 		FROM hit JOIN tickets ON tickets.id = hit.ticket_id`+forUpdate(lock, "tickets"), ids), &others, &matched)
 	if errors.Is(err, ErrNotFound) {
@@ -105,7 +100,7 @@ func (s *Store) TicketAndOthersByMessageID(ctx context.Context, ids []string, lo
 		if id, matched, err = s.ticketIDInOutbox(ctx, ids); err != nil {
 			return nil, nil, "", err
 		}
-		t, others, err = s.ticketAndOthers(ctx, id, lock)
+		t, others, err = s.TicketAndOthers(ctx, id, lock)
 	}
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("find ticket by message-id: %w", err)
@@ -216,27 +211,20 @@ func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error
 	if err != nil {
 		return nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
 	}
-	return s.messages(ctx, ticketID, rows)
+	out, byID, ids, err := scanMessages(ticketID, rows)
+	if err != nil {
+		return nil, err
+	}
+	return out, s.attach(ctx, ticketID, byID, ids)
 }
 
-// Conversation returns what Messages and Participants return, both read in one round trip when the
-// store's DB can pipeline (a transaction, connection or pool): a reply's notification reads both.
+// Conversation returns what Messages and Participants return, both read in one round trip (and
+// attachments in a second when there are any): a reply's notification reads both.
 func (s *Store) Conversation(ctx context.Context, ticketID int64) ([]*Message, []Participant, error) {
-	b, ok := s.db.(interface {
-		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-	})
-	if !ok {
-		msgs, err := s.Messages(ctx, ticketID)
-		if err != nil {
-			return nil, nil, err
-		}
-		parts, err := s.Participants(ctx, ticketID)
-		return msgs, parts, err
-	}
 	batch := &pgx.Batch{}
 	batch.Queue(messagesSQL, ticketID)
 	batch.Queue(participantsSQL, ticketID)
-	br := b.SendBatch(ctx, batch)
+	br := s.db.SendBatch(ctx, batch)
 	defer br.Close()
 	rows, err := br.Query()
 	if err != nil {
@@ -264,15 +252,6 @@ func (s *Store) Conversation(ctx context.Context, ticketID int64) ([]*Message, [
 }
 
 const messagesSQL = `SELECT ` + messageColumns + `, attachment_count FROM messages WHERE ticket_id = $1 ORDER BY id`
-
-// messages completes Messages from the rows of messagesSQL.
-func (s *Store) messages(ctx context.Context, ticketID int64, rows pgx.Rows) ([]*Message, error) {
-	out, byID, ids, err := scanMessages(ticketID, rows)
-	if err != nil {
-		return nil, err
-	}
-	return out, s.attach(ctx, ticketID, byID, ids)
-}
 
 // scanMessages reads (and closes) the rows of messagesSQL: the messages, by id, and the ids of those
 // with attachments.
@@ -443,10 +422,7 @@ func (s *Store) TicketIDByMessageID(ctx context.Context, ids []string) (int64, s
 		ticketID int64
 		matched  string
 	)
-	err := s.db.QueryRow(ctx, `SELECT m.ticket_id, m.message_id
-		FROM unnest($1::text[]) WITH ORDINALITY AS want(id, ord)
-		JOIN messages m ON lower(m.message_id) = want.id
-		ORDER BY want.ord, m.id LIMIT 1`, ids).Scan(&ticketID, &matched)
+	err := s.db.QueryRow(ctx, messageIDHit, ids).Scan(&ticketID, &matched)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s.ticketIDInOutbox(ctx, ids)
 	}
