@@ -394,8 +394,8 @@ func (s *Sender) record(ctx context.Context, r claimed, d delivery) error {
 		remaining = r.rcptTo // keep the full envelope of finished rows for audit
 	}
 	tag, err := tx.Exec(ctx, `
-		UPDATE outbox SET status = $3, last_error = $4, next_attempt_at = $5, rcpt_to = $6,
-		       sent_at = CASE WHEN $3 = 'sent' THEN $7::timestamptz END
+		UPDATE outbox SET status = $3::text, last_error = $4, next_attempt_at = $5, rcpt_to = $6,
+		       sent_at = CASE WHEN $3::text = 'sent' THEN $7::timestamptz END
 		WHERE id = $1 AND status = 'sending' AND attempts = $2`,
 		r.id, r.attempts, status, lastErr, next, remaining, now)
 	if err != nil {

@@ -74,7 +74,7 @@ func (t *Tx) AddParticipants(ctx context.Context, ticketID int64, emails []strin
 			return nil, err
 		}
 		tag, err := t.tx.Exec(ctx, `INSERT INTO participants (ticket_id, email, role, added_at)
-			SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM participants WHERE ticket_id = $1 AND email = $2)
+			SELECT $1, $2::text, $3::text, $4 WHERE NOT EXISTS (SELECT 1 FROM participants WHERE ticket_id = $1 AND email = $2::text)
 			ON CONFLICT DO NOTHING`, ticketID, e, role, t.now)
 		if err != nil {
 			return nil, fmt.Errorf("add %s %s: %w", role, e, err)

@@ -226,7 +226,7 @@ func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error
 			INSERT INTO messages (ticket_id, raw_mail_id, direction, visibility, class, author_kind, author,
 				message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text,
 				body_html, thread_reason, created_at, attachment_count)
-			SELECT t.id, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, coalesce($25, '{}'::text[]),
+			SELECT t.id, $14, $15::text, $16::text, $17::text, $18::text, $19, $20, $21, $22, $23, $24, coalesce($25, '{}'::text[]),
 				coalesce($26, '{}'::text[]), $27, $28, $29, $30, $31, $32, $36
 			FROM t WHERE $13
 			ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id
@@ -330,8 +330,8 @@ func (t *Tx) AppendMessageLocked(ctx context.Context, before *Ticket, m Message,
 	err := t.tx.QueryRow(ctx, `
 		WITH m AS (`+insertMessageSQL+`),
 		u AS (
-			UPDATE tickets SET status = $22, first_response_at = $23, updated_at = $24,
-				resolved_at = CASE WHEN $22 = 'open' THEN NULL ELSE resolved_at END
+			UPDATE tickets SET status = $22::text, first_response_at = $23, updated_at = $24,
+				resolved_at = CASE WHEN $22::text = 'open' THEN NULL ELSE resolved_at END
 			WHERE id = $1 AND EXISTS (SELECT 1 FROM m)
 		), e AS (
 			INSERT INTO events (ticket_id, at, actor_kind, actor, kind, before, after, why, message_id)
@@ -628,11 +628,11 @@ func touch(ctx context.Context, tx pgx.Tx, ticketID int64, now time.Time) error 
 
 func upsertContact(ctx context.Context, tx pgx.Tx, email, name, lang string) error {
 	if _, err := tx.Exec(ctx, `
-		WITH c AS (INSERT INTO contacts (email, name, language) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING)
+		WITH c AS (INSERT INTO contacts (email, name, language) VALUES ($1::text, $2, $3) ON CONFLICT (email) DO NOTHING)
 		UPDATE contacts SET
 			name = CASE WHEN $2 <> '' THEN $2 ELSE name END,
 			language = CASE WHEN $3 <> '' THEN $3 ELSE language END
-		WHERE email = $1 AND (($2 <> '' AND $2 <> name) OR ($3 <> '' AND $3 <> language))`, email, name, lang); err != nil {
+		WHERE email = $1::text AND (($2 <> '' AND $2 <> name) OR ($3 <> '' AND $3 <> language))`, email, name, lang); err != nil {
 		return fmt.Errorf("upsert contact %s: %w", email, err)
 	}
 	return nil

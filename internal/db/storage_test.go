@@ -2,7 +2,10 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/deskd/deskd/internal/testdb"
 )
@@ -42,5 +45,52 @@ func TestMailColumnsStorage(t *testing.T) {
 		if got[col] != w {
 			t.Errorf("%s: storage/compression %q, want %q", col, got[col], w)
 		}
+	}
+}
+
+// TestEnumeratedColumnsRejectOtherValues pins the domains of migration 0010: each enumerated or
+// lower-case column refuses a value outside its set (23514, check_violation), and no table keeps a
+// one-column CHECK constraint, which every writing statement would parse and plan again.
+func TestEnumeratedColumnsRejectOtherValues(t *testing.T) {
+	pool := testdb.New(t)
+	ctx := context.Background()
+	for _, c := range []struct{ domain, bad, good string }{
+		{"lower_email", "Ann@Example.com", "ann@example.com"},
+		{"ticket_kind", "bug", "incident"},
+		{"ticket_status", "done", "resolved"},
+		{"ticket_priority", "P5", "P1"},
+		{"raw_mail_state", "lost", "quarantined"},
+		{"message_direction", "sideways", "out"},
+		{"message_visibility", "secret", "internal"},
+		{"message_class", "spam", "autoreply"},
+		{"actor_kind", "robot", "sla"},
+		{"participant_role", "owner", "watcher"},
+		{"link_kind", "parent", "follow_up"},
+		{"outbox_status", "queued", "suppressed"},
+		{"auto_submitted", "auto-notified", "auto-replied"},
+	} {
+		var ok bool
+		if err := pool.QueryRow(ctx, `SELECT $1::text::`+c.domain+` = $1`, c.good).Scan(&ok); err != nil || !ok {
+			t.Errorf("%s refuses %q: %v", c.domain, c.good, err)
+		}
+		_, err := pool.Exec(ctx, `SELECT $1::text::`+c.domain, c.bad)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "23514" {
+			t.Errorf("%s takes %q: error %v, want a check violation", c.domain, c.bad, err)
+		}
+	}
+	// the columns carry the domains
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
+		WHERE c.contype = 'c' AND r.relnamespace = 'public'::regnamespace AND cardinality(c.conkey) = 1`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d one-column CHECK constraints left on tables, want 0 (domains instead)", n)
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO raw_mails (mailbox, uidvalidity, uid, state) VALUES ('inbox', 1, 1, 'lost')`)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23514" {
+		t.Errorf("raw_mails takes state 'lost': error %v, want a check violation", err)
 	}
 }
