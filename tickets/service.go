@@ -153,133 +153,284 @@ type NewTicket struct {
 // Create opens a ticket from a message: ticket, requester contact and participant, watchers, the
 // message and its attachments, a follow-up link, and one "created" event.
 func (t *Tx) Create(ctx context.Context, in NewTicket) (*Ticket, *Message, error) {
-	if in.Prefix == "" || in.Queue == "" || in.Requester == "" {
-		return nil, nil, fmt.Errorf("create ticket: %w: prefix, queue and requester are required", ErrInvalid)
-	}
-	if _, err := ParseKind(string(in.Kind)); err != nil {
-		return nil, nil, fmt.Errorf("create ticket: %w", err)
-	}
-	if _, err := ParsePriority(string(in.Priority)); err != nil {
-		return nil, nil, fmt.Errorf("create ticket: %w", err)
-	}
-	requester := strings.ToLower(strings.TrimSpace(in.Requester))
-	subject := strings.TrimSpace(in.Subject)
-	if subject == "" {
-		subject = "(no subject)"
-	}
-	// Contacts, ticket, participants, first message and the created event go in one statement (data-
-	// modifying CTEs; foreign keys are checked at its end): one round trip instead of six on the
-	// ingest path. Attachments, a follow-up link and the Mailer follow.
-	emails, names, langs := []string{requester}, []string{in.RequesterName}, []string{in.Language}
-	roles := []string{string(RoleRequester)}
-	seen := map[string]bool{requester: true}
-	for _, w := range in.Watchers {
-		w = strings.ToLower(strings.TrimSpace(w))
-		if w == "" || seen[w] {
-			continue
-		}
-		seen[w] = true
-		emails, names, langs, roles = append(emails, w), append(names, ""), append(langs, ""), append(roles, string(RoleWatcher))
-	}
-	m := Message{}
-	if in.Message != nil {
-		m = *in.Message
-		if m.CreatedAt.IsZero() {
-			m.CreatedAt = t.now
-		}
-		if m.Class == "" {
-			m.Class = "normal"
-		}
-		if m.References == nil {
-			m.References = []string{}
-		}
-	}
-	var (
-		tk          Ticket
-		msgID, evID *int64
-	)
-	err := t.tx.QueryRow(ctx, `
-		WITH c AS (
-			-- DO NOTHING takes no lock on an existing contact (DO UPDATE would, until commit, and make
-			-- concurrent ingest transactions that share a requester or watcher wait for each other)
-			INSERT INTO contacts (email, name, language)
-			SELECT * FROM unnest($9::text[], $10::text[], $11::text[])
-			ON CONFLICT (email) DO NOTHING
-		), cu AS (
-			-- an existing contact learns a name or language only when it changes (a rare, locking write)
-			UPDATE contacts SET
-				name = CASE WHEN u.name <> '' THEN u.name ELSE contacts.name END,
-				language = CASE WHEN u.language <> '' THEN u.language ELSE contacts.language END
-			FROM unnest($9::text[], $10::text[], $11::text[]) AS u(email, name, language)
-			WHERE contacts.email = u.email AND contacts.email = ANY($9::text[]) -- by index, never a scan
-			  AND ((u.name <> '' AND u.name <> contacts.name) OR (u.language <> '' AND u.language <> contacts.language))
-		), n AS (SELECT nextval('ticket_number_seq') AS number),
-		t AS (
-			INSERT INTO tickets (prefix, number, key, kind, status, priority, queue, requester, subject, language, created_at, updated_at)
-			SELECT $1, n.number, $1 || '-' || n.number, $2, 'new', $3, $4, $5, $6, $7, $8, $8 FROM n
-			RETURNING *
-		), p AS (
-			INSERT INTO participants (ticket_id, email, role, added_at)
-			SELECT t.id, u.email, u.role, $8 FROM t, unnest($9::text[], $12::text[]) AS u(email, role)
-			ON CONFLICT DO NOTHING
-		), m AS (
-			INSERT INTO messages (ticket_id, raw_mail_id, direction, visibility, class, author_kind, author,
-				message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text,
-				body_html, thread_reason, created_at, attachment_count)
-			SELECT t.id, $14, $15::text, $16::text, $17::text, $18::text, $19, $20, $21, $22, $23, $24, coalesce($25, '{}'::text[]),
-				coalesce($26, '{}'::text[]), $27, $28, $29, $30, $31, $32, $36
-			FROM t WHERE $13
-			ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id
-		), e AS (
-			INSERT INTO events (ticket_id, at, actor_kind, actor, kind, before, after, why, message_id)
-			SELECT t.id, $8, $33, $34, 'created', '', 'new', $35, (SELECT id FROM m) FROM t
-			RETURNING id
-		)
-		SELECT t.id, t.key, t.prefix, t.number, t.kind, t.status, t.priority, t.queue, t.requester, coalesce(t.assignee, ''),
-			t.subject, t.language, t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at,
-			(SELECT id FROM m), (SELECT id FROM e)
-		FROM t`,
-		in.Prefix, in.Kind, in.Priority, in.Queue, requester, subject, in.Language, t.now,
-		emails, names, langs, roles,
-		in.Message != nil, m.RawMailID, m.Direction, m.Visibility, m.Class, m.AuthorKind, m.Author, m.MessageID, m.InReplyTo,
-		m.References, m.From, m.FromName, m.To, m.Cc, m.Subject, m.Text, storedVisible(&m), m.HTML, m.ThreadReason, m.CreatedAt,
-		in.Actor.Kind, in.Actor.Name, in.Why, len(m.Attachments),
-	).Scan(&tk.ID, &tk.Key, &tk.Prefix, &tk.Number, &tk.Kind, &tk.Status, &tk.Priority, &tk.Queue, &tk.Requester,
-		&tk.Assignee, &tk.Subject, &tk.Language, &tk.CreatedAt, &tk.UpdatedAt, &tk.FirstResponseAt, &tk.ResolvedAt, &tk.ClosedAt,
-		&msgID, &evID)
+	out, err := t.CreateMany(ctx, []NewTicket{in})
 	if err != nil {
-		return nil, nil, fmt.Errorf("insert ticket: %w", err)
-	}
-	var msg *Message
-	if in.Message != nil {
-		if msgID == nil {
-			return nil, nil, ErrDuplicateMail
-		}
-		m.ID, m.TicketID = *msgID, tk.ID
-		if err := insertAttachments(ctx, t.tx, &m); err != nil {
-			return nil, nil, err
-		}
-		msg = &m
-	}
-	if in.FollowUpOf != 0 {
-		if err := insertLink(ctx, t.tx, tk.ID, in.FollowUpOf, LinkFollowUp, t.now); err != nil {
-			return nil, nil, err
-		}
-	}
-	ev := Event{ID: *evID, TicketID: tk.ID, At: t.now, Actor: in.Actor, Kind: EventCreated, After: string(tk.Status), Why: in.Why}
-	if msg != nil {
-		ev.MessageID = &msg.ID
-	}
-	t.events = append(t.events, ev)
-	parts := make([]Participant, len(emails))
-	for i := range emails {
-		parts[i] = Participant{Email: emails[i], Role: Role(roles[i])}
-	}
-	if err := t.notify(ctx, Change{Ticket: &tk, Event: ev, Message: msg, Participants: parts}); err != nil {
 		return nil, nil, err
 	}
-	return &tk, msg, nil
+	return out[0].Ticket, out[0].Message, out[0].Err
 }
+
+// Created is one ticket opened by CreateMany: the ticket and its first message, or Err.
+type Created struct {
+	Ticket  *Ticket
+	Message *Message // nil for a ticket opened without mail
+	// Err is ErrDuplicateMail when the first message's raw mail is already a message (the ticket is
+	// created without it, as Create always did); otherwise nil.
+	Err error
+}
+
+// newTicketRows are CreateMany's inputs as one array per column, for unnest.
+type newTicketRows struct {
+	prefix, kind, priority, queue, requester, subject, language, actorKind, actor, why []string
+	// contacts, each address once (the last name and language given win)
+	cEmail, cName, cLang []string
+	// participants: the ticket's position (1-based), address, role
+	pOrd          []int64
+	pEmail, pRole []string
+	// first messages: one row per ticket, has false for a ticket without mail; lists joined by "\n"
+	mHas                                                         []bool
+	mRaw                                                         []*int64
+	mDir, mVis, mClass, mAuthorKind, mAuthor, mMsgID, mInReplyTo []string
+	mRefs, mFrom, mFromName, mTo, mCc, mSubject, mText           []string
+	mVisible                                                     []*string
+	mHTML, mReason                                               []string
+	mAt                                                          []time.Time
+	mAttachments                                                 []int32
+}
+
+// joinList joins a list of addresses or Message-IDs for string_to_array(x, E'\n'); none may
+// contain a line break (parsed addresses and cleaned IDs never do).
+func joinList(what string, l []string) (string, error) {
+	for _, v := range l {
+		if strings.ContainsAny(v, "\n") {
+			return "", fmt.Errorf("create ticket: %w: line break in %s %q", ErrInvalid, what, v)
+		}
+	}
+	return strings.Join(l, "\n"), nil
+}
+
+// CreateMany opens several tickets as Create does, with one statement for all of them: contacts,
+// tickets, participants, first messages and "created" events (data-modifying CTEs over unnest;
+// foreign keys are checked at its end), then one pipelined batch for all their attachments. The
+// ingest creates a transaction's new tickets this way: a statement per ticket cost PostgreSQL the
+// start-up of six table writes each time, and both processes a round trip. Ticket numbers follow
+// the order of ins; the result has one entry per input, in that order.
+func (t *Tx) CreateMany(ctx context.Context, ins []NewTicket) ([]Created, error) {
+	n := len(ins)
+	if n == 0 {
+		return nil, nil
+	}
+	var r newTicketRows
+	contact := map[string]int{}
+	addContact := func(email, name, lang string) {
+		i, ok := contact[email]
+		if !ok {
+			contact[email] = len(r.cEmail)
+			r.cEmail, r.cName, r.cLang = append(r.cEmail, email), append(r.cName, name), append(r.cLang, lang)
+			return
+		}
+		if name != "" {
+			r.cName[i] = name
+		}
+		if lang != "" {
+			r.cLang[i] = lang
+		}
+	}
+	out := make([]Created, n)
+	msgs := make([]Message, n)
+	parts := make([][]Participant, n)
+	for i, in := range ins {
+		if in.Prefix == "" || in.Queue == "" || in.Requester == "" {
+			return nil, fmt.Errorf("create ticket: %w: prefix, queue and requester are required", ErrInvalid)
+		}
+		if _, err := ParseKind(string(in.Kind)); err != nil {
+			return nil, fmt.Errorf("create ticket: %w", err)
+		}
+		if _, err := ParsePriority(string(in.Priority)); err != nil {
+			return nil, fmt.Errorf("create ticket: %w", err)
+		}
+		requester := strings.ToLower(strings.TrimSpace(in.Requester))
+		subject := strings.TrimSpace(in.Subject)
+		if subject == "" {
+			subject = "(no subject)"
+		}
+		r.prefix, r.kind, r.priority = append(r.prefix, in.Prefix), append(r.kind, string(in.Kind)), append(r.priority, string(in.Priority))
+		r.queue, r.requester, r.subject = append(r.queue, in.Queue), append(r.requester, requester), append(r.subject, subject)
+		r.language, r.actorKind = append(r.language, in.Language), append(r.actorKind, string(in.Actor.Kind))
+		r.actor, r.why = append(r.actor, in.Actor.Name), append(r.why, in.Why)
+		addContact(requester, in.RequesterName, in.Language)
+		ord := int64(i + 1)
+		r.pOrd, r.pEmail, r.pRole = append(r.pOrd, ord), append(r.pEmail, requester), append(r.pRole, string(RoleRequester))
+		parts[i] = []Participant{{Email: requester, Role: RoleRequester}}
+		seen := map[string]bool{requester: true}
+		for _, w := range in.Watchers {
+			w = strings.ToLower(strings.TrimSpace(w))
+			if w == "" || seen[w] {
+				continue
+			}
+			seen[w] = true
+			addContact(w, "", "")
+			r.pOrd, r.pEmail, r.pRole = append(r.pOrd, ord), append(r.pEmail, w), append(r.pRole, string(RoleWatcher))
+			parts[i] = append(parts[i], Participant{Email: w, Role: RoleWatcher})
+		}
+		m := &msgs[i]
+		if in.Message != nil {
+			*m = *in.Message
+			setMessageDefaults(m, t.now)
+		}
+		refs, err := joinList("reference", m.References)
+		if err != nil {
+			return nil, err
+		}
+		to, err := joinList("address", m.To)
+		if err != nil {
+			return nil, err
+		}
+		cc, err := joinList("address", m.Cc)
+		if err != nil {
+			return nil, err
+		}
+		r.mHas, r.mRaw = append(r.mHas, in.Message != nil), append(r.mRaw, m.RawMailID)
+		r.mDir, r.mVis, r.mClass = append(r.mDir, string(m.Direction)), append(r.mVis, string(m.Visibility)), append(r.mClass, m.Class)
+		r.mAuthorKind, r.mAuthor = append(r.mAuthorKind, string(m.AuthorKind)), append(r.mAuthor, m.Author)
+		r.mMsgID, r.mInReplyTo, r.mRefs = append(r.mMsgID, m.MessageID), append(r.mInReplyTo, m.InReplyTo), append(r.mRefs, refs)
+		r.mFrom, r.mFromName, r.mTo, r.mCc = append(r.mFrom, m.From), append(r.mFromName, m.FromName), append(r.mTo, to), append(r.mCc, cc)
+		r.mSubject, r.mText, r.mVisible = append(r.mSubject, m.Subject), append(r.mText, m.Text), append(r.mVisible, storedVisible(m))
+		r.mHTML, r.mReason, r.mAt = append(r.mHTML, m.HTML), append(r.mReason, m.ThreadReason), append(r.mAt, m.CreatedAt)
+		r.mAttachments = append(r.mAttachments, int32(len(m.Attachments)))
+	}
+	rows, err := t.tx.Query(ctx, createTicketsSQL,
+		r.prefix, r.kind, r.priority, r.queue, r.requester, r.subject, r.language, r.actorKind, r.actor, r.why,
+		r.cEmail, r.cName, r.cLang, t.now, r.pOrd, r.pEmail, r.pRole,
+		r.mHas, r.mRaw, r.mDir, r.mVis, r.mClass, r.mAuthorKind, r.mAuthor, r.mMsgID, r.mInReplyTo, r.mRefs,
+		r.mFrom, r.mFromName, r.mTo, r.mCc, r.mSubject, r.mText, r.mVisible, r.mHTML, r.mReason, r.mAt, r.mAttachments)
+	if err != nil {
+		return nil, fmt.Errorf("insert tickets: %w", err)
+	}
+	evIDs := make([]int64, n)
+	got := 0
+	for rows.Next() {
+		var (
+			ord         int64
+			tk          Ticket
+			msgID, evID *int64
+		)
+		if err := rows.Scan(&ord, &tk.ID, &tk.Key, &tk.Prefix, &tk.Number, &tk.Kind, &tk.Status, &tk.Priority, &tk.Queue,
+			&tk.Requester, &tk.Assignee, &tk.Subject, &tk.Language, &tk.CreatedAt, &tk.UpdatedAt, &tk.FirstResponseAt,
+			&tk.ResolvedAt, &tk.ClosedAt, &msgID, &evID); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("insert tickets: %w", err)
+		}
+		i := int(ord - 1)
+		if i < 0 || i >= n || out[i].Ticket != nil || evID == nil {
+			rows.Close()
+			return nil, fmt.Errorf("insert tickets: unexpected row for ticket %d of %d", ord, n)
+		}
+		out[i].Ticket, evIDs[i] = &tk, *evID
+		if ins[i].Message != nil {
+			if msgID == nil {
+				out[i].Err = ErrDuplicateMail
+			} else {
+				msgs[i].ID, msgs[i].TicketID = *msgID, tk.ID
+				out[i].Message = &msgs[i]
+			}
+		}
+		got++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert tickets: %w", err)
+	}
+	if got != n {
+		return nil, fmt.Errorf("insert tickets: %d of %d tickets returned", got, n)
+	}
+	var withFiles []*Message
+	for i := range out {
+		if m := out[i].Message; m != nil && len(m.Attachments) > 0 {
+			withFiles = append(withFiles, m)
+		}
+	}
+	if err := insertAttachments(ctx, t.tx, withFiles...); err != nil {
+		return nil, err
+	}
+	for i, in := range ins {
+		tk, msg := out[i].Ticket, out[i].Message
+		if in.FollowUpOf != 0 {
+			if err := insertLink(ctx, t.tx, tk.ID, in.FollowUpOf, LinkFollowUp, t.now); err != nil {
+				return nil, err
+			}
+		}
+		ev := Event{ID: evIDs[i], TicketID: tk.ID, At: t.now, Actor: in.Actor, Kind: EventCreated, After: string(tk.Status), Why: in.Why}
+		if msg != nil {
+			ev.MessageID = &msg.ID
+		}
+		t.events = append(t.events, ev)
+		if out[i].Err != nil {
+			continue // as Create always did: the ticket stands, its mail is another message already
+		}
+		if err := t.notify(ctx, Change{Ticket: tk, Event: ev, Message: msg, Participants: parts[i]}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// createTicketsSQL is CreateMany's statement; its arguments are newTicketRows' columns ($1-$10 the
+// tickets, $11-$13 the contacts, $14 the time, $15-$17 the participants, $18-$38 the messages). It
+// returns each ticket with its position in the input, its message's id (NULL without one or when the
+// raw mail is already a message) and its event's id.
+const createTicketsSQL = `
+	WITH n AS (
+		-- ticket numbers in input order (a volatile CTE is evaluated once)
+		SELECT u.*, nextval('ticket_number_seq') AS number
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+		            $9::text[], $10::text[])
+		     WITH ORDINALITY AS u(prefix, kind, priority, queue, requester, subject, language, actor_kind, actor, why, ord)
+		ORDER BY u.ord
+	), c AS (
+		-- DO NOTHING takes no lock on an existing contact (DO UPDATE would, until commit, and make
+		-- concurrent ingest transactions that share a requester or watcher wait for each other)
+		INSERT INTO contacts (email, name, language)
+		SELECT * FROM unnest($11::text[], $12::text[], $13::text[])
+		ON CONFLICT (email) DO NOTHING
+	), cu AS (
+		-- an existing contact learns a name or language only when it changes (a rare, locking write)
+		UPDATE contacts SET
+			name = CASE WHEN u.name <> '' THEN u.name ELSE contacts.name END,
+			language = CASE WHEN u.language <> '' THEN u.language ELSE contacts.language END
+		FROM unnest($11::text[], $12::text[], $13::text[]) AS u(email, name, language)
+		WHERE contacts.email = u.email AND contacts.email = ANY($11::text[]) -- by index, never a scan
+		  AND ((u.name <> '' AND u.name <> contacts.name) OR (u.language <> '' AND u.language <> contacts.language))
+	), t AS (
+		INSERT INTO tickets (prefix, number, key, kind, status, priority, queue, requester, subject, language, created_at, updated_at)
+		SELECT prefix, number, prefix || '-' || number, kind, 'new', priority, queue, requester, subject, language, $14, $14
+		FROM n ORDER BY ord
+		RETURNING *
+	), tn AS (
+		SELECT t.*, n.ord, n.actor_kind, n.actor, n.why FROM t JOIN n USING (number)
+	), p AS (
+		INSERT INTO participants (ticket_id, email, role, added_at)
+		SELECT tn.id, u.email, u.role, $14
+		FROM unnest($15::bigint[], $16::text[], $17::text[]) AS u(ord, email, role) JOIN tn ON tn.ord = u.ord
+		ON CONFLICT DO NOTHING
+	), m AS (
+		INSERT INTO messages (ticket_id, raw_mail_id, direction, visibility, class, author_kind, author,
+			message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, visible_text,
+			body_html, thread_reason, created_at, attachment_count)
+		SELECT tn.id, u.raw, u.dir, u.vis, u.class, u.author_kind, u.author, u.message_id, u.in_reply_to,
+			string_to_array(u.refs, E'\n'), u.from_addr, u.from_name, string_to_array(u.to_addrs, E'\n'),
+			string_to_array(u.cc_addrs, E'\n'), u.subject, u.body_text, u.visible_text, u.body_html, u.reason, u.at, u.files
+		FROM unnest($18::bool[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
+		            $25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[],
+		            $33::text[], $34::text[], $35::text[], $36::text[], $37::timestamptz[], $38::int[])
+		     WITH ORDINALITY AS u(has, raw, dir, vis, class, author_kind, author, message_id, in_reply_to, refs, from_addr,
+		          from_name, to_addrs, cc_addrs, subject, body_text, visible_text, body_html, reason, at, files, ord)
+		JOIN tn ON tn.ord = u.ord
+		WHERE u.has
+		ORDER BY u.ord
+		ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id, ticket_id
+	), e AS (
+		INSERT INTO events (ticket_id, at, actor_kind, actor, kind, before, after, why, message_id)
+		SELECT tn.id, $14, tn.actor_kind, tn.actor, 'created', '', 'new', tn.why, m.id
+		FROM tn LEFT JOIN m ON m.ticket_id = tn.id
+		ORDER BY tn.ord
+		RETURNING id, ticket_id
+	)
+	SELECT tn.ord, tn.id, tn.key, tn.prefix, tn.number, tn.kind, tn.status, tn.priority, tn.queue, tn.requester,
+		coalesce(tn.assignee, ''), tn.subject, tn.language, tn.created_at, tn.updated_at, tn.first_response_at,
+		tn.resolved_at, tn.closed_at, m.id, e.id
+	FROM tn LEFT JOIN m ON m.ticket_id = tn.id LEFT JOIN e ON e.ticket_id = tn.id
+	ORDER BY tn.ord`
 
 // AppendMessage adds a mail to a ticket. An inbound public message from the requester reopens a
 // pending or resolved ticket (recorded as before/after on the one event); a closed ticket refuses it
@@ -706,13 +857,34 @@ func insertMessage(ctx context.Context, tx pgx.Tx, m *Message, now time.Time) er
 	return insertAttachments(ctx, tx, m)
 }
 
-// insertAttachments stores a message's attachments, their content once per SHA-256, with one
+// insertAttachments stores the attachments of messages, their content once per SHA-256, with one
 // pipelined batch (two statements per attachment, one round trip for all).
-func insertAttachments(ctx context.Context, tx pgx.Tx, m *Message) error {
-	if len(m.Attachments) == 0 {
+func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
+	b := &pgx.Batch{}
+	for _, m := range msgs {
+		queueAttachments(b, m)
+	}
+	if b.Len() == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for _, m := range msgs {
+		for i := range m.Attachments {
+			a := &m.Attachments[i]
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("store attachment %q: %w", a.Filename, err)
+			}
+			if err := br.QueryRow().Scan(&a.ID); err != nil {
+				return fmt.Errorf("insert attachment %q: %w", a.Filename, err)
+			}
+		}
+	}
+	return br.Close()
+}
+
+// queueAttachments queues the two statements of each of m's attachments (insertAttachments).
+func queueAttachments(b *pgx.Batch, m *Message) {
 	for i := range m.Attachments {
 		a := &m.Attachments[i]
 		sum := sha256.Sum256(a.Data)
@@ -726,16 +898,4 @@ func insertAttachments(ctx context.Context, tx pgx.Tx, m *Message) error {
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 			m.ID, a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size)
 	}
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	for i := range m.Attachments {
-		a := &m.Attachments[i]
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("store attachment %q: %w", a.Filename, err)
-		}
-		if err := br.QueryRow().Scan(&a.ID); err != nil {
-			return fmt.Errorf("insert attachment %q: %w", a.Filename, err)
-		}
-	}
-	return br.Close()
 }

@@ -606,3 +606,130 @@ func TestVisibleTextStoredOnceWhenItIsTheWholeText(t *testing.T) {
 		t.Errorf("read back %q / %q (text %q)", msgs[0].VisibleText, msgs[1].VisibleText, msgs[1].Text)
 	}
 }
+
+// CreateMany opens several tickets with one statement: each gets its number in input order, its
+// own participants, message, attachments and "created" event; a contact shared by two of them is
+// stored once and learns the name given; a ticket may come without mail.
+func TestCreateManyOpensEachTicketWhole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, pool := newService(t, tickets.Options{})
+	msg := func(from, id, text string, refs []string, files ...tickets.Attachment) *tickets.Message {
+		return &tickets.Message{Direction: tickets.Inbound, Visibility: tickets.Public, AuthorKind: tickets.ActorUser,
+			Author: from, MessageID: id, From: from, To: []string{"support@example.com", "carol@example.com"},
+			References: refs, Subject: text, Text: text, VisibleText: text, Attachments: files}
+	}
+	ins := []tickets.NewTicket{
+		{Prefix: "SD", Queue: "support", Kind: tickets.KindIncident, Priority: tickets.P3, Requester: "Alice@Example.com",
+			Subject: "VPN down", Watchers: []string{"carol@example.com"}, Actor: requester, Why: "first",
+			Message: msg("alice@example.com", "a1@example.com", "VPN down", []string{"x1@example.com", "x2@example.com"},
+				tickets.Attachment{Filename: "vpn.log", Data: []byte("timeout")})},
+		{Prefix: "HR", Queue: "people", Kind: tickets.KindRequest, Priority: tickets.P2, Requester: "bob@example.com",
+			RequesterName: "Bob B", Subject: "  ", Actor: tickets.Actor{Kind: tickets.ActorUser, Name: "bob@example.com"}, Why: "second"},
+		{Prefix: "SD", Queue: "support", Kind: tickets.KindIncident, Priority: tickets.P1, Requester: "carol@example.com",
+			RequesterName: "Carol C", Subject: "Printer", Watchers: []string{"alice@example.com", "Alice@example.com"},
+			Actor: tickets.Actor{Kind: tickets.ActorUser, Name: "carol@example.com"}, Why: "third",
+			Message: msg("carol@example.com", "c1@example.com", "Printer", nil,
+				tickets.Attachment{Filename: "a.txt", Data: []byte("one")}, tickets.Attachment{Filename: "b.txt", Data: []byte("timeout")})},
+	}
+	out, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) ([]tickets.Created, error) { return tx.CreateMany(ctx, ins) })
+	if err != nil {
+		t.Fatalf("create many: %v", err)
+	}
+	if len(out) != 3 {
+		t.Fatalf("%d results, want 3", len(out))
+	}
+	for i, c := range out {
+		if c.Err != nil || c.Ticket == nil {
+			t.Fatalf("ticket %d: %+v", i, c)
+		}
+	}
+	a, b, c := out[0], out[1], out[2]
+	if !(a.Ticket.Number < b.Ticket.Number && b.Ticket.Number < c.Ticket.Number) {
+		t.Errorf("numbers %d, %d, %d: want input order", a.Ticket.Number, b.Ticket.Number, c.Ticket.Number)
+	}
+	if a.Ticket.Key != fmt.Sprintf("SD-%d", a.Ticket.Number) || b.Ticket.Key != fmt.Sprintf("HR-%d", b.Ticket.Number) {
+		t.Errorf("keys %s, %s", a.Ticket.Key, b.Ticket.Key)
+	}
+	if a.Ticket.Requester != "alice@example.com" || b.Ticket.Subject != "(no subject)" || c.Ticket.Priority != tickets.P1 ||
+		b.Ticket.Kind != tickets.KindRequest || b.Ticket.Queue != "people" || a.Ticket.Status != tickets.StatusNew {
+		t.Errorf("tickets %+v %+v %+v", a.Ticket, b.Ticket, c.Ticket)
+	}
+	if b.Message != nil || a.Message == nil || c.Message == nil || a.Message.TicketID != a.Ticket.ID || c.Message.TicketID != c.Ticket.ID {
+		t.Fatalf("messages %+v %+v %+v", a.Message, b.Message, c.Message)
+	}
+	st := svc.Store()
+	for _, w := range []struct {
+		tk    *tickets.Ticket
+		parts string
+		msgs  int
+		files []string
+	}{
+		{a.Ticket, "alice@example.com:requester carol@example.com:watcher", 1, []string{"vpn.log"}},
+		{b.Ticket, "bob@example.com:requester", 0, nil},
+		{c.Ticket, "carol@example.com:requester alice@example.com:watcher", 1, []string{"a.txt", "b.txt"}},
+	} {
+		ps, err := st.Participants(ctx, w.tk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range ps {
+			got = append(got, p.Email+":"+string(p.Role))
+		}
+		if strings.Join(got, " ") != w.parts {
+			t.Errorf("%s participants %q, want %q", w.tk.Key, strings.Join(got, " "), w.parts)
+		}
+		ms, err := st.Messages(ctx, w.tk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != w.msgs {
+			t.Fatalf("%s: %d messages, want %d", w.tk.Key, len(ms), w.msgs)
+		}
+		if len(ms) == 1 {
+			var files []string
+			for _, f := range ms[0].Attachments {
+				files = append(files, f.Filename)
+			}
+			if strings.Join(files, " ") != strings.Join(w.files, " ") || len(ms[0].To) != 2 {
+				t.Errorf("%s: attachments %q, to %q", w.tk.Key, files, ms[0].To)
+			}
+		}
+		evs, err := st.Events(ctx, w.tk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 1 || evs[0].Kind != tickets.EventCreated || (w.msgs == 1) != (evs[0].MessageID != nil) {
+			t.Errorf("%s events %+v", w.tk.Key, evs)
+		}
+	}
+	ma, err := st.Messages(ctx, a.Ticket.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(ma[0].References, " ") != "x1@example.com x2@example.com" {
+		t.Errorf("references %q", ma[0].References)
+	}
+	if n := countRows(t, pool, "blobs"); n != 2 {
+		t.Errorf("%d blobs, want 2 (\"timeout\" twice stored once)", n)
+	}
+	var names string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(email || '=' || name, ' ' ORDER BY email) FROM contacts`).Scan(&names); err != nil {
+		t.Fatal(err)
+	}
+	if names != "alice@example.com= bob@example.com=Bob B carol@example.com=Carol C" {
+		t.Errorf("contacts %q", names)
+	}
+	// a line break cannot hide in a list joined for the statement
+	_, err = tickets.Run(ctx, svc, func(tx *tickets.Tx) ([]tickets.Created, error) {
+		bad := ins[0]
+		m := *bad.Message
+		m.References = []string{"a@x\nb@y"}
+		bad.Message = &m
+		return tx.CreateMany(ctx, []tickets.NewTicket{bad})
+	})
+	if !errors.Is(err, tickets.ErrInvalid) {
+		t.Errorf("line break in a reference: %v, want ErrInvalid", err)
+	}
+}
