@@ -16,7 +16,9 @@ import (
 
 // apply turns one prepared message into ticket changes inside tx and returns the raw mail's new
 // state, the ticket key it went to and the reason to record.
-func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (state, key, reason string, err error) {
+//
+// A new ticket is queued on cq when cq is not nil: its key is filled in when cq is written.
+func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared, cq *createQueue) (state, key, reason string, err error) {
 	m, r := p.msg, p.raw
 	if p.dupOf != 0 {
 		return StateDuplicate, "", fmt.Sprintf("same Message-ID and content as raw mail %d, already ingested", p.dupOf), nil
@@ -87,6 +89,10 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared) (stat
 		nt.RequesterName = m.From.Name
 	}
 	nt.Watchers = in.watchers(m, from)
+	if cq != nil {
+		cq.add(nt, msg.MessageID)
+		return StateIngested, "", d.Reason, nil
+	}
 	tk, _, err := tx.Create(ctx, nt)
 	if err != nil {
 		if errors.Is(err, tickets.ErrDuplicateMail) {

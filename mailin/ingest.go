@@ -245,9 +245,20 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 			return err
 		}
 		seen := map[string]int64{} // messages of this transaction, for duplicates within the batch
+		// Without savepoints the transaction's new tickets are opened together (createQueue); with
+		// them each message, its ticket included, is written inside its own savepoint.
+		var q *createQueue
+		if !savepoints {
+			q = &createQueue{}
+		}
 		for _, p := range b {
 			if !mine[p.raw.ID] {
 				continue // done meanwhile, or another replica has it
+			}
+			if q.mustFlushBefore(p) {
+				if err := q.flush(ctx, tx, outs); err != nil {
+					return err
+				}
 			}
 			out := Outcome{RawID: p.raw.ID, Mailbox: p.raw.Mailbox, UID: p.raw.UID, receivedAt: p.raw.ReceivedAt}
 			dk := dupKey(p.raw)
@@ -257,12 +268,14 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 			err := p.err
 			if err == nil {
 				if savepoints {
-					err = tx.Savepoint(ctx, func(tx *tickets.Tx) error { return in.applyOne(ctx, tx, p, &out) })
-				} else if err = in.applyOne(ctx, tx, p, &out); err != nil {
+					err = tx.Savepoint(ctx, func(tx *tickets.Tx) error { return in.applyOne(ctx, tx, p, &out, nil) })
+				} else if err = in.applyOne(ctx, tx, p, &out, q); err != nil {
 					if retryable(err) || ctx.Err() != nil {
 						return err
 					}
 					return fmt.Errorf("%w: %v", errRetryWithSavepoints, err)
+				} else {
+					q.outcomeIs(len(outs))
 				}
 			}
 			if err != nil {
@@ -274,6 +287,9 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 				seen[dk] = p.raw.ID
 			}
 			outs = append(outs, out)
+		}
+		if err := q.flush(ctx, tx, outs); err != nil {
+			return err
 		}
 		// The mail of all the transaction's changes, written with a few statements (in savepoint mode
 		// each message's mail was written inside its savepoint, so a failure there is its own).
@@ -289,15 +305,89 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 }
 
 // applyOne applies one message, turning a panic into an error; its state is recorded with the
-// others of the transaction (setStates).
-func (in *Ingester) applyOne(ctx context.Context, tx *tickets.Tx, p prepared, out *Outcome) (err error) {
+// others of the transaction (setStates). A new ticket goes to q when it is not nil.
+func (in *Ingester) applyOne(ctx context.Context, tx *tickets.Tx, p prepared, out *Outcome, q *createQueue) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic while ingesting: %v\n%s", r, debug.Stack())
 		}
 	}()
-	out.State, out.TicketKey, out.Reason, err = in.apply(ctx, tx, p)
+	out.State, out.TicketKey, out.Reason, err = in.apply(ctx, tx, p, q)
 	return err
+}
+
+// createQueue holds the new tickets of a transaction's messages until one statement opens them all
+// (tickets.Tx.CreateMany): a statement per ticket cost PostgreSQL the start-up of six table writes
+// each time and both processes a round trip. A message that may thread to a queued ticket (it names
+// a queued message's Message-ID) or concern it (machine mail) waits until the queue is written, so
+// every look-up still sees all that came before it. A nil queue creates nothing (savepoint mode).
+type createQueue struct {
+	items   []tickets.NewTicket
+	outs    []int           // the outcome index of each item
+	ids     map[string]bool // canonical Message-IDs of the queued messages
+	pending bool            // an item was added and its outcome index is not yet known
+}
+
+// add queues nt (apply).
+func (q *createQueue) add(nt tickets.NewTicket, messageID string) {
+	q.items = append(q.items, nt)
+	q.pending = true
+	if c := thread.CanonicalID(messageID); c != "" {
+		if q.ids == nil {
+			q.ids = map[string]bool{}
+		}
+		q.ids[c] = true
+	}
+}
+
+// outcomeIs records that the message just applied has outcome index i, if it queued a ticket.
+func (q *createQueue) outcomeIs(i int) {
+	if q != nil && q.pending {
+		q.outs, q.pending = append(q.outs, i), false
+	}
+}
+
+// mustFlushBefore reports whether p may need a queued ticket to be written first.
+func (q *createQueue) mustFlushBefore(p prepared) bool {
+	if q == nil || len(q.items) == 0 || p.msg == nil || p.err != nil {
+		return false
+	}
+	if p.class.Class.Automated() {
+		return true // a bounce names the original's Message-ID in its body, not its headers
+	}
+	for _, id := range append(append([]string{p.msg.MessageID}, p.msg.InReplyTo...), p.msg.References...) {
+		if q.ids[thread.CanonicalID(id)] {
+			return true
+		}
+	}
+	return false
+}
+
+// flush opens the queued tickets and fills in their outcomes' keys.
+func (q *createQueue) flush(ctx context.Context, tx *tickets.Tx, outs []Outcome) error {
+	if q == nil || len(q.items) == 0 {
+		return nil
+	}
+	created, err := tx.CreateMany(ctx, q.items)
+	if err != nil {
+		if retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errRetryWithSavepoints, err)
+	}
+	for i, c := range created {
+		o := &outs[q.outs[i]]
+		switch {
+		case errors.Is(c.Err, tickets.ErrDuplicateMail):
+			o.TicketKey, o.Reason = "", "already ingested"
+		case c.Err != nil:
+			return fmt.Errorf("%w: %v", errRetryWithSavepoints, c.Err)
+		default:
+			o.TicketKey = c.Ticket.Key
+		}
+	}
+	q.items, q.outs, q.ids = q.items[:0], q.outs[:0], nil
+	return nil
 }
 
 // retryable reports a deadlock or serialization failure between concurrent transactions.
