@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -857,45 +858,84 @@ func insertMessage(ctx context.Context, tx pgx.Tx, m *Message, now time.Time) er
 	return insertAttachments(ctx, tx, m)
 }
 
-// insertAttachments stores the attachments of messages, their content once per SHA-256, with one
-// pipelined batch (two statements per attachment, one round trip for all).
+// attachmentStatementBytes bounds the attachment content sent with one statement (a larger
+// attachment goes alone), so the attachments of many messages are not all held encoded at once.
+const attachmentStatementBytes = 8 << 20
+
+// insertAttachments stores the attachments of messages, their content once per SHA-256: one
+// statement for up to attachmentStatementBytes of them (blobs and attachment rows together).
 func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
-	b := &pgx.Batch{}
-	for _, m := range msgs {
-		queueAttachments(b, m)
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
+	var (
+		group  []*Attachment
+		owners []int64
+		bytes  int
+	)
 	for _, m := range msgs {
 		for i := range m.Attachments {
 			a := &m.Attachments[i]
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("store attachment %q: %w", a.Filename, err)
+			sum := sha256.Sum256(a.Data)
+			a.SHA256 = sum[:]
+			a.Size = int64(len(a.Data))
+			if a.ContentType == "" {
+				a.ContentType = "application/octet-stream"
 			}
-			if err := br.QueryRow().Scan(&a.ID); err != nil {
-				return fmt.Errorf("insert attachment %q: %w", a.Filename, err)
+			if len(group) > 0 && bytes+len(a.Data) > attachmentStatementBytes {
+				if err := insertAttachmentGroup(ctx, tx, group, owners); err != nil {
+					return err
+				}
+				group, owners, bytes = group[:0], owners[:0], 0
 			}
+			group, owners, bytes = append(group, a), append(owners, m.ID), bytes+len(a.Data)
 		}
 	}
-	return br.Close()
+	if len(group) == 0 {
+		return nil
+	}
+	return insertAttachmentGroup(ctx, tx, group, owners)
 }
 
-// queueAttachments queues the two statements of each of m's attachments (insertAttachments).
-func queueAttachments(b *pgx.Batch, m *Message) {
-	for i := range m.Attachments {
-		a := &m.Attachments[i]
-		sum := sha256.Sum256(a.Data)
-		a.SHA256 = sum[:]
-		a.Size = int64(len(a.Data))
-		if a.ContentType == "" {
-			a.ContentType = "application/octet-stream"
+// insertAttachmentGroup writes atts (of the messages owners) with one statement and sets their ids.
+func insertAttachmentGroup(ctx context.Context, tx pgx.Tx, atts []*Attachment, owners []int64) error {
+	var (
+		sums, data         [][]byte
+		sizes              []int64
+		aSums              = make([][]byte, len(atts))
+		names, types, cids = make([]string, len(atts)), make([]string, len(atts)), make([]string, len(atts))
+		inline             = make([]bool, len(atts))
+		aSizes             = make([]int64, len(atts))
+		seen               = map[string]bool{}
+	)
+	for i, a := range atts {
+		if !seen[string(a.SHA256)] { // each content once in the statement
+			seen[string(a.SHA256)] = true
+			sums, sizes, data = append(sums, a.SHA256), append(sizes, a.Size), append(data, a.Data)
 		}
-		b.Queue(`INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a.SHA256, a.Size, a.Data)
-		b.Queue(`INSERT INTO attachments (message_id, sha256, filename, content_type, content_id, inline, size)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			m.ID, a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size)
+		aSums[i], names[i], types[i], cids[i], inline[i], aSizes[i] = a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size
 	}
+	rows, err := tx.Query(ctx, `
+		WITH b AS (
+			INSERT INTO blobs (sha256, size, data) SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[])
+			ON CONFLICT DO NOTHING
+		)
+		INSERT INTO attachments (message_id, sha256, filename, content_type, content_id, inline, size)
+		SELECT u.message_id, u.sha256, u.filename, u.content_type, u.content_id, u.inline, u.size
+		FROM unnest($4::bigint[], $5::bytea[], $6::text[], $7::text[], $8::text[], $9::bool[], $10::bigint[])
+		     WITH ORDINALITY AS u(message_id, sha256, filename, content_type, content_id, inline, size, ord)
+		ORDER BY u.ord
+		RETURNING id`, sums, sizes, data, owners, aSums, names, types, cids, inline, aSizes)
+	if err != nil {
+		return fmt.Errorf("store %d attachments (%q first): %w", len(atts), atts[0].Filename, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("store %d attachments (%q first): %w", len(atts), atts[0].Filename, err)
+	}
+	if len(ids) != len(atts) {
+		return fmt.Errorf("store %d attachments: %d rows written", len(atts), len(ids))
+	}
+	slices.Sort(ids) // ids are drawn in insertion order, which is the input order
+	for i, a := range atts {
+		a.ID = ids[i]
+	}
+	return nil
 }

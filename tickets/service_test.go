@@ -63,17 +63,21 @@ func countRows(t *testing.T, pool *pgxpool.Pool, table string) int {
 	return n
 }
 
-// A message's attachments go in with one batch: each gets its row and id, in order, and content
-// shared by two of them is stored once.
+// A message's attachments go in with one statement per 8 MiB of content: each gets its row and id,
+// in order, and content shared by two of them is stored once, also across statements.
 func TestAttachmentsOfOneMessageAreStoredTogether(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	svc, pool := newService(t, tickets.Options{})
 	tk := create(t, ctx, svc, "Printer logs")
+	big1, big2 := bytes.Repeat([]byte("dump 1 "), 5<<20/7), bytes.Repeat([]byte("dump 2 "), 5<<20/7)
 	atts := []tickets.Attachment{
 		{Filename: "a.log", ContentType: "text/plain", Data: []byte("jam at tray 2")},
 		{Filename: "b.bin", Data: []byte{0, 1, 2}},
 		{Filename: "a-again.log", ContentType: "text/plain", Data: []byte("jam at tray 2")},
+		{Filename: "big1.dmp", Data: big1}, // 5 MiB: the first statement ends after it
+		{Filename: "big2.dmp", Data: big2},
+		{Filename: "big1-again.dmp", Data: big1},
 	}
 	note, err := tickets.Run(ctx, svc, func(tx *tickets.Tx) (*tickets.Message, error) {
 		return tx.AddNote(ctx, tk.ID, tickets.Actor{Kind: tickets.ActorAgent, Name: "ana"}, "logs attached", atts)
@@ -91,12 +95,19 @@ func TestAttachmentsOfOneMessageAreStoredTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := msgs[len(msgs)-1].Attachments
-	if len(got) != 3 || got[0].Filename != "a.log" || got[1].ContentType != "application/octet-stream" ||
-		got[2].Filename != "a-again.log" || !bytes.Equal(got[0].SHA256, got[2].SHA256) || got[1].Size != 3 {
+	if len(got) != 6 || got[0].Filename != "a.log" || got[1].ContentType != "application/octet-stream" ||
+		got[2].Filename != "a-again.log" || !bytes.Equal(got[0].SHA256, got[2].SHA256) || got[1].Size != 3 ||
+		got[5].Filename != "big1-again.dmp" || !bytes.Equal(got[3].SHA256, got[5].SHA256) || got[4].Size != int64(len(big2)) {
 		t.Fatalf("attachments read back: %+v", got)
 	}
-	if n := countRows(t, pool, "blobs"); n != 3 { // log.txt of the ticket's first message, and two here
-		t.Errorf("%d blobs, want 3 (equal content stored once)", n)
+	for i, want := range map[int][]byte{3: big1, 4: big2, 5: big1} {
+		data, err := svc.Store().AttachmentData(ctx, got[i].SHA256)
+		if err != nil || !bytes.Equal(data, want) {
+			t.Errorf("%s: %d bytes read back (%v), want %d", got[i].Filename, len(data), err, len(want))
+		}
+	}
+	if n := countRows(t, pool, "blobs"); n != 5 { // log.txt of the ticket's first message, and four here
+		t.Errorf("%d blobs, want 5 (equal content stored once)", n)
 	}
 }
 
