@@ -1,7 +1,9 @@
 package mailin
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -162,6 +164,29 @@ func (in *Ingester) applyMachine(ctx context.Context, tx *tickets.Tx, p prepared
 	return StateIngested, key, why + "; recorded on " + key, nil
 }
 
+func init() { tickets.RegisterRawAttachments(rawAttachment) }
+
+// rawAttachment decodes an attachment kept in its raw mail (tickets.Attachment.RawPart): the part-th
+// attachment that parse finds, or, should a different parser version count otherwise, the one with
+// the content's SHA-256.
+func rawAttachment(raw []byte, part int, sum []byte) ([]byte, error) {
+	m, err := parse.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse raw mail: %w", err)
+	}
+	if part >= 1 && part <= len(m.Attachments) {
+		if got := sha256.Sum256(m.Attachments[part-1].Data); bytes.Equal(got[:], sum) {
+			return m.Attachments[part-1].Data, nil
+		}
+	}
+	for _, a := range m.Attachments {
+		if got := sha256.Sum256(a.Data); bytes.Equal(got[:], sum) {
+			return a.Data, nil
+		}
+	}
+	return nil, fmt.Errorf("no attachment of the raw mail has this content (%d attachments, part %d)", len(m.Attachments), part)
+}
+
 // message builds the stored form of a parsed message.
 func (in *Ingester) message(r *RawMail, m *parse.Message, c classify.Result, d thread.Decision) tickets.Message {
 	msg := tickets.Message{
@@ -185,9 +210,10 @@ func (in *Ingester) message(r *RawMail, m *parse.Message, c classify.Result, d t
 		msg.From, msg.FromName = strings.ToLower(m.From.Address), m.From.Name
 		msg.Author = msg.From
 	}
-	for _, a := range m.Attachments {
+	for i, a := range m.Attachments {
+		// RawPart: the content stays in the raw mail, not copied (rawAttachment reads it back)
 		msg.Attachments = append(msg.Attachments, tickets.Attachment{Filename: a.Filename, ContentType: a.ContentType,
-			ContentID: a.ContentID, Inline: a.Inline, Data: a.Data})
+			ContentID: a.ContentID, Inline: a.Inline, Data: a.Data, RawPart: i + 1})
 	}
 	return msg
 }

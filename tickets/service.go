@@ -867,7 +867,7 @@ const attachmentStatementBytes = 8 << 20
 func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
 	var (
 		group  []*Attachment
-		owners []int64
+		owners []*Message
 		bytes  int
 	)
 	for _, m := range msgs {
@@ -879,13 +879,16 @@ func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
 			if a.ContentType == "" {
 				a.ContentType = "application/octet-stream"
 			}
-			if len(group) > 0 && bytes+len(a.Data) > attachmentStatementBytes {
+			if len(group) > 0 && bytes > 0 && bytes+len(a.Data) > attachmentStatementBytes {
 				if err := insertAttachmentGroup(ctx, tx, group, owners); err != nil {
 					return err
 				}
 				group, owners, bytes = group[:0], owners[:0], 0
 			}
-			group, owners, bytes = append(group, a), append(owners, m.ID), bytes+len(a.Data)
+			if a.RawPart <= 0 || m.RawMailID == nil { // its content goes into the statement
+				bytes += len(a.Data)
+			}
+			group, owners = append(group, a), append(owners, m)
 		}
 	}
 	if len(group) == 0 {
@@ -895,10 +898,14 @@ func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
 }
 
 // insertAttachmentGroup writes atts (of the messages owners) with one statement and sets their ids.
-func insertAttachmentGroup(ctx context.Context, tx pgx.Tx, atts []*Attachment, owners []int64) error {
+// Content that came with a raw mail is stored as a reference to it (migration 0011).
+func insertAttachmentGroup(ctx context.Context, tx pgx.Tx, atts []*Attachment, owners []*Message) error {
 	var (
 		sums, data         [][]byte
 		sizes              []int64
+		rawIDs             []*int64
+		rawParts           []int32
+		msgIDs             = make([]int64, len(atts))
 		aSums              = make([][]byte, len(atts))
 		names, types, cids = make([]string, len(atts)), make([]string, len(atts)), make([]string, len(atts))
 		inline             = make([]bool, len(atts))
@@ -908,13 +915,22 @@ func insertAttachmentGroup(ctx context.Context, tx pgx.Tx, atts []*Attachment, o
 	for i, a := range atts {
 		if !seen[string(a.SHA256)] { // each content once in the statement
 			seen[string(a.SHA256)] = true
-			sums, sizes, data = append(sums, a.SHA256), append(sizes, a.Size), append(data, a.Data)
+			sums, sizes = append(sums, a.SHA256), append(sizes, a.Size)
+			if raw := owners[i].RawMailID; raw != nil && a.RawPart > 0 {
+				data, rawIDs, rawParts = append(data, nil), append(rawIDs, raw), append(rawParts, int32(a.RawPart))
+			} else {
+				data, rawIDs, rawParts = append(data, a.Data), append(rawIDs, nil), append(rawParts, 0)
+			}
 		}
-		aSums[i], names[i], types[i], cids[i], inline[i], aSizes[i] = a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size
+		msgIDs[i], aSums[i], names[i], types[i], cids[i], inline[i], aSizes[i] =
+			owners[i].ID, a.SHA256, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size
 	}
 	rows, err := tx.Query(ctx, `
 		WITH b AS (
-			INSERT INTO blobs (sha256, size, data) SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[])
+			INSERT INTO blobs (sha256, size, data, raw_mail_id, raw_part)
+			SELECT u.sha256, u.size, u.data, u.raw_mail_id, nullif(u.raw_part, 0)
+			FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $11::bigint[], $12::int[])
+			     AS u(sha256, size, data, raw_mail_id, raw_part)
 			ON CONFLICT DO NOTHING
 		)
 		INSERT INTO attachments (message_id, sha256, filename, content_type, content_id, inline, size)
@@ -922,20 +938,20 @@ func insertAttachmentGroup(ctx context.Context, tx pgx.Tx, atts []*Attachment, o
 		FROM unnest($4::bigint[], $5::bytea[], $6::text[], $7::text[], $8::text[], $9::bool[], $10::bigint[])
 		     WITH ORDINALITY AS u(message_id, sha256, filename, content_type, content_id, inline, size, ord)
 		ORDER BY u.ord
-		RETURNING id`, sums, sizes, data, owners, aSums, names, types, cids, inline, aSizes)
+		RETURNING id`, sums, sizes, data, msgIDs, aSums, names, types, cids, inline, aSizes, rawIDs, rawParts)
 	if err != nil {
 		return fmt.Errorf("store %d attachments (%q first): %w", len(atts), atts[0].Filename, err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	written, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return fmt.Errorf("store %d attachments (%q first): %w", len(atts), atts[0].Filename, err)
 	}
-	if len(ids) != len(atts) {
-		return fmt.Errorf("store %d attachments: %d rows written", len(atts), len(ids))
+	if len(written) != len(atts) {
+		return fmt.Errorf("store %d attachments: %d rows written", len(atts), len(written))
 	}
-	slices.Sort(ids) // ids are drawn in insertion order, which is the input order
+	slices.Sort(written) // ids are drawn in insertion order, which is the input order
 	for i, a := range atts {
-		a.ID = ids[i]
+		a.ID = written[i]
 	}
 	return nil
 }

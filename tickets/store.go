@@ -1,10 +1,13 @@
 package tickets
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -313,18 +316,51 @@ func (s *Store) attach(ctx context.Context, ticketID int64, byID map[int64]*Mess
 	return arows.Err()
 }
 
-// AttachmentData returns the stored content of an attachment by its SHA-256.
+// AttachmentData returns the stored content of an attachment by its SHA-256: the blob's data, or,
+// for an attachment of received mail (migration 0011), its part of the raw mail decoded by the
+// function registered with RegisterRawAttachments and checked against the SHA-256.
 func (s *Store) AttachmentData(ctx context.Context, sha []byte) ([]byte, error) {
-	var data []byte
-	err := s.db.QueryRow(ctx, `SELECT data FROM blobs WHERE sha256 = $1`, sha).Scan(&data)
+	var (
+		data []byte
+		raw  []byte
+		part *int32
+	)
+	err := s.db.QueryRow(ctx, `SELECT b.data, r.raw, b.raw_part FROM blobs b LEFT JOIN raw_mails r ON r.id = b.raw_mail_id
+		WHERE b.sha256 = $1`, sha).Scan(&data, &raw, &part)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("load blob: %w", ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load blob: %w", err)
 	}
+	if part == nil {
+		return data, nil
+	}
+	decode := rawAttachments.Load()
+	if decode == nil {
+		return nil, errors.New("load blob: the content is in a raw mail and no decoder is registered (tickets.RegisterRawAttachments)")
+	}
+	if raw == nil {
+		return nil, errors.New("load blob: its raw mail holds no bytes")
+	}
+	if data, err = (*decode)(raw, int(*part), sha); err != nil {
+		return nil, fmt.Errorf("load blob from raw mail: %w", err)
+	}
+	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], sha) {
+		return nil, errors.New("load blob from raw mail: decoded content does not match its SHA-256")
+	}
 	return data, nil
 }
+
+// RawAttachmentFunc returns the content of the attachment at 1-based position part of a raw mail,
+// or, when that one is not it, the attachment whose SHA-256 is sha.
+type RawAttachmentFunc func(raw []byte, part int, sha []byte) ([]byte, error)
+
+var rawAttachments atomic.Pointer[RawAttachmentFunc]
+
+// RegisterRawAttachments sets how AttachmentData decodes attachments kept in raw mail. The package
+// that parses mail (mailin) registers it when it is linked in, as it is wherever raw mail is ingested.
+func RegisterRawAttachments(f RawAttachmentFunc) { rawAttachments.Store(&f) }
 
 // Events returns a ticket's audit log, oldest first.
 func (s *Store) Events(ctx context.Context, ticketID int64) ([]*Event, error) {

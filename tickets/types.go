@@ -172,6 +172,10 @@ type Attachment struct {
 	Size        int64
 	SHA256      []byte
 	Data        []byte // set when creating; loaded only on request
+	// RawPart, when creating an attachment of a message with a raw mail, is the attachment's
+	// 1-based position among the raw mail's attachments (parse order): new content is then not
+	// copied into blobs but read back from the raw mail (Store.AttachmentData). 0 stores Data.
+	RawPart int
 }
 
 // Event is one entry of the append-only audit log.
