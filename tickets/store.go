@@ -221,11 +221,12 @@ func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error
 	return out, s.attach(ctx, ticketID, byID, ids)
 }
 
-// Conversation returns what Messages and Participants return, both read in one round trip (and
-// attachments in a second when there are any): a reply's notification reads both.
+// Conversation returns a ticket's messages, oldest first, and its participants, read in one round
+// trip: what a reply's notification quotes and addresses. The messages come without their HTML
+// bodies and attachments (Messages has those), which no notification quotes.
 func (s *Store) Conversation(ctx context.Context, ticketID int64) ([]*Message, []Participant, error) {
 	batch := &pgx.Batch{}
-	batch.Queue(messagesSQL, ticketID)
+	batch.Queue(conversationSQL, ticketID)
 	batch.Queue(participantsSQL, ticketID)
 	br := s.db.SendBatch(ctx, batch)
 	defer br.Close()
@@ -233,7 +234,7 @@ func (s *Store) Conversation(ctx context.Context, ticketID int64) ([]*Message, [
 	if err != nil {
 		return nil, nil, fmt.Errorf("list messages of ticket %d: %w", ticketID, err)
 	}
-	out, byID, ids, err := scanMessages(ticketID, rows)
+	out, _, _, err := scanMessages(ticketID, rows)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -248,13 +249,15 @@ func (s *Store) Conversation(ctx context.Context, ticketID int64) ([]*Message, [
 	if err := br.Close(); err != nil {
 		return nil, nil, fmt.Errorf("list conversation of ticket %d: %w", ticketID, err)
 	}
-	if err := s.attach(ctx, ticketID, byID, ids); err != nil {
-		return nil, nil, err
-	}
 	return out, parts, nil
 }
 
 const messagesSQL = `SELECT ` + messageColumns + `, attachment_count FROM messages WHERE ticket_id = $1 ORDER BY id`
+
+// conversationSQL is messagesSQL without the HTML bodies (not read out of line) and attachments.
+const conversationSQL = `SELECT id, ticket_id, raw_mail_id, direction, visibility, class, author_kind, author, message_id,
+	in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, coalesce(visible_text, body_text), '',
+	thread_reason, created_at, 0 FROM messages WHERE ticket_id = $1 ORDER BY id`
 
 // scanMessages reads (and closes) the rows of messagesSQL: the messages, by id, and the ids of those
 // with attachments.
