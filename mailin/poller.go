@@ -88,8 +88,11 @@ type PollerOptions struct {
 const (
 	defaultMaxMessageBytes = 25 << 20
 	// chunkMessages and chunkBytes bound one fetch-store-ingest round, so memory stays bounded
-	// whatever the mailbox holds.
-	chunkMessages = 100
+	// whatever the mailbox holds. 200 messages, the ingest's batch, make transactions of about 50
+	// messages: a statement's start-up and a commit are shared by twice as many as with 100
+	// (deskd bench: 2,294-2,347 msgs/s against 2,070-2,163, 0.73-0.76 ms of CPU a message against
+	// 0.80-0.84; commit p50 under bulk load 125 ms against 70).
+	chunkMessages = 200
 	chunkBytes    = 32 << 20
 	// overlapBytes caps the bytes of the chunk being ingested plus the chunk being fetched beside it.
 	overlapBytes = 16 << 20
