@@ -349,3 +349,32 @@ func TestOversizeIsQuarantinedNotDropped(t *testing.T) {
 		t.Errorf("requeued an oversize message without bytes: %v", ids)
 	}
 }
+
+// A message whose rows PostgreSQL refuses fails the statement that opens the transaction's new
+// tickets together; the transaction is redone with a savepoint per message, so that message alone is
+// quarantined and the others of its transaction (same sender: same component) are ingested.
+func TestTicketStatementFailureQuarantinesOnlyItsMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	good1 := h.deliver(mailFrom("k@corp.example", "support@example.com", "one", "k1@corp.example", "", "first"))
+	bad := h.deliver(mailFrom("k@corp.example", "support@example.com", "two", "k2@corp.example", "", "nul \x00 byte"))
+	good2 := h.deliver(mailFrom("k@corp.example", "support@example.com", "three", "k3@corp.example", "", "third"))
+	outs := h.process()
+	states := map[int64]mailin.Outcome{}
+	for _, o := range outs {
+		states[o.RawID] = o
+	}
+	if states[bad].State != mailin.StateQuarantined || states[good1].State != mailin.StateIngested ||
+		states[good2].State != mailin.StateIngested || states[good1].TicketKey == "" || states[good2].TicketKey == "" {
+		t.Fatalf("outcomes %+v: want the message with a NUL quarantined and the other two ingested", outs)
+	}
+	if !strings.Contains(states[bad].Reason, "insert tickets") {
+		t.Errorf("reason %q: want the ticket statement's error", states[bad].Reason)
+	}
+	if n := h.count(`SELECT count(*) FROM tickets`); n != 2 {
+		t.Errorf("%d tickets, want 2", n)
+	}
+	if n := h.count(`SELECT count(*) FROM messages`); n != 2 {
+		t.Errorf("%d messages, want 2", n)
+	}
+}
