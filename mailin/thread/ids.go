@@ -20,7 +20,9 @@ func CanonicalID(id string) string {
 
 // CleanID returns a Message-ID as deskd stores it: whitespace (including folding CRLF, RFC 5322
 // §3.2.2) and control characters removed, angle brackets removed, invalid UTF-8 replaced with U+FFFD,
-// letter case kept (RFC 5322 §3.6.4: id-left is case-sensitive).
+// letter case kept (RFC 5322 §3.6.4: id-left is case-sensitive). An ID longer than MaxIDLength is
+// no valid msg-id and is returned as "": stored, it would not fit the Message-ID indexes (PostgreSQL
+// refuses btree entries over 2,704 bytes), and one such mail would stop its mailbox.
 func CleanID(id string) string {
 	var b strings.Builder
 	b.Grow(len(id))
@@ -29,6 +31,9 @@ func CleanID(id string) string {
 			continue
 		}
 		b.WriteRune(r)
+	}
+	if b.Len() > MaxIDLength {
+		return ""
 	}
 	return b.String()
 }

@@ -161,3 +161,18 @@ func TestParseIDListCorpus(t *testing.T) {
 	}
 	t.Logf("checked %d msg-id fields", checked)
 }
+
+// An ID longer than MaxIDLength is no msg-id: CleanID and CanonicalID give "", one of MaxIDLength
+// bytes is kept.
+func TestCleanIDDropsOverlongIDs(t *testing.T) {
+	fits := strings.Repeat("a", MaxIDLength-2) + "@y"
+	if got := CleanID("<" + fits + ">"); got != fits {
+		t.Errorf("CleanID of a %d-byte ID: %d bytes, want it kept", len(fits), len(got))
+	}
+	if got := CleanID("<" + fits + "z>"); got != "" {
+		t.Errorf("CleanID of a %d-byte ID: %d bytes, want \"\"", len(fits)+1, len(got))
+	}
+	if got := CanonicalID(strings.Repeat("B", 5000)); got != "" {
+		t.Errorf("CanonicalID of 5000 bytes: %d bytes, want \"\"", len(got))
+	}
+}
