@@ -352,12 +352,22 @@ func TestOversizeIsQuarantinedNotDropped(t *testing.T) {
 
 // A message whose rows PostgreSQL refuses fails the statement that opens the transaction's new
 // tickets together; the transaction is redone with a savepoint per message, so that message alone is
-// quarantined and the others of its transaction (same sender: same component) are ingested.
+// quarantined and the others of its transaction (same sender: same component) are ingested. A
+// trigger stands in for whatever PostgreSQL may refuse.
 func TestTicketStatementFailureQuarantinesOnlyItsMessage(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
+	if _, err := h.pool.Exec(h.ctx, `
+		CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.subject = 'two' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_two BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_two();`); err != nil {
+		t.Fatal(err)
+	}
 	good1 := h.deliver(mailFrom("k@corp.example", "support@example.com", "one", "k1@corp.example", "", "first"))
-	bad := h.deliver(mailFrom("k@corp.example", "support@example.com", "two", "k2@corp.example", "", "nul \x00 byte"))
+	bad := h.deliver(mailFrom("k@corp.example", "support@example.com", "two", "k2@corp.example", "", "second"))
 	good2 := h.deliver(mailFrom("k@corp.example", "support@example.com", "three", "k3@corp.example", "", "third"))
 	outs := h.process()
 	states := map[int64]mailin.Outcome{}
@@ -366,9 +376,9 @@ func TestTicketStatementFailureQuarantinesOnlyItsMessage(t *testing.T) {
 	}
 	if states[bad].State != mailin.StateQuarantined || states[good1].State != mailin.StateIngested ||
 		states[good2].State != mailin.StateIngested || states[good1].TicketKey == "" || states[good2].TicketKey == "" {
-		t.Fatalf("outcomes %+v: want the message with a NUL quarantined and the other two ingested", outs)
+		t.Fatalf("outcomes %+v: want the refused message quarantined and the other two ingested", outs)
 	}
-	if !strings.Contains(states[bad].Reason, "insert tickets") {
+	if !strings.Contains(states[bad].Reason, "insert tickets") || !strings.Contains(states[bad].Reason, "refused by the test") {
 		t.Errorf("reason %q: want the ticket statement's error", states[bad].Reason)
 	}
 	if n := h.count(`SELECT count(*) FROM tickets`); n != 2 {
@@ -376,5 +386,31 @@ func TestTicketStatementFailureQuarantinesOnlyItsMessage(t *testing.T) {
 	}
 	if n := h.count(`SELECT count(*) FROM messages`); n != 2 {
 		t.Errorf("%d messages, want 2", n)
+	}
+}
+
+// NUL characters, which PostgreSQL's text cannot hold, are dropped from a message's text, subject
+// and names; the rest of the message is ingested.
+func TestNULCharactersAreDropped(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.deliver(mailFrom("Nu\x00ll <n@corp.example>", "support@example.com", "Print\x00er", "n1@corp.example", "", "tray\x00 2 jammed"))
+	outs := h.process()
+	if len(outs) != 1 || outs[0].State != mailin.StateIngested {
+		t.Fatalf("outcomes %+v", outs)
+	}
+	tk, err := h.svc.Store().TicketByKey(h.ctx, outs[0].TicketKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := h.svc.Store().Messages(h.ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tk.Subject, "Print") || strings.Contains(tk.Subject, "\x00") || len(msgs) != 1 {
+		t.Fatalf("ticket %q, %d messages", tk.Subject, len(msgs))
+	}
+	if m := msgs[0]; m.Text != "tray 2 jammed\n" && m.Text != "tray 2 jammed" || strings.Contains(m.FromName, "\x00") {
+		t.Errorf("text %q, from %q: want the NULs dropped", m.Text, m.FromName)
 	}
 }

@@ -241,7 +241,8 @@ func (t *Tx) CreateMany(ctx context.Context, ins []NewTicket) ([]Created, error)
 			return nil, fmt.Errorf("create ticket: %w", err)
 		}
 		requester := strings.ToLower(strings.TrimSpace(in.Requester))
-		subject := strings.TrimSpace(in.Subject)
+		subject := strings.TrimSpace(noNUL(in.Subject))
+		in.RequesterName = noNUL(in.RequesterName)
 		if subject == "" {
 			subject = "(no subject)"
 		}
@@ -826,8 +827,24 @@ const insertMessageSQL = `INSERT INTO messages (ticket_id, raw_mail_id, directio
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, '{}'::text[]), coalesce($14, '{}'::text[]), $15, $16, $17, $18, $19, $20, $21)
 		ON CONFLICT (raw_mail_id) DO NOTHING RETURNING id`
 
-// setMessageDefaults fills in what a message row needs and the caller may leave empty.
+// noNUL removes NUL characters, which PostgreSQL's text type cannot hold; mail carries them now and
+// then (broken clients, binary data declared as text), and the rest of such a message is worth keeping.
+func noNUL(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "")
+}
+
+// setMessageDefaults fills in what a message row needs and the caller may leave empty, and removes
+// NUL characters from its text (noNUL).
 func setMessageDefaults(m *Message, now time.Time) {
+	m.Subject, m.Text, m.VisibleText, m.HTML = noNUL(m.Subject), noNUL(m.Text), noNUL(m.VisibleText), noNUL(m.HTML)
+	m.FromName, m.Author, m.ThreadReason = noNUL(m.FromName), noNUL(m.Author), noNUL(m.ThreadReason)
+	for i := range m.Attachments {
+		a := &m.Attachments[i]
+		a.Filename, a.ContentType, a.ContentID = noNUL(a.Filename), noNUL(a.ContentType), noNUL(a.ContentID)
+	}
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = now
 	}
