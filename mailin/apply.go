@@ -1,9 +1,7 @@
 package mailin
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -92,7 +90,7 @@ func (in *Ingester) apply(ctx context.Context, tx *tickets.Tx, p prepared, cq *c
 	}
 	nt.Watchers = in.watchers(m, from)
 	if cq != nil {
-		cq.add(nt, msg.MessageID)
+		cq.add(nt)
 		return StateIngested, "", d.Reason, nil
 	}
 	tk, _, err := tx.Create(ctx, nt)
@@ -164,27 +162,20 @@ func (in *Ingester) applyMachine(ctx context.Context, tx *tickets.Tx, p prepared
 	return StateIngested, key, why + "; recorded on " + key, nil
 }
 
-func init() { tickets.RegisterRawAttachments(rawAttachment) }
+func init() { tickets.RegisterRawAttachments(rawAttachments) }
 
-// rawAttachment decodes an attachment kept in its raw mail (tickets.Attachment.RawPart): the part-th
-// attachment that parse finds, or, should a different parser version count otherwise, the one with
-// the content's SHA-256.
-func rawAttachment(raw []byte, part int, sum []byte) ([]byte, error) {
+// rawAttachments returns the contents of a raw mail's attachments, in parse order: what an
+// attachment kept in its raw mail is read back from (tickets.Attachment.RawPart).
+func rawAttachments(raw []byte) ([][]byte, error) {
 	m, err := parse.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parse raw mail: %w", err)
 	}
-	if part >= 1 && part <= len(m.Attachments) {
-		if got := sha256.Sum256(m.Attachments[part-1].Data); bytes.Equal(got[:], sum) {
-			return m.Attachments[part-1].Data, nil
-		}
+	out := make([][]byte, len(m.Attachments))
+	for i, a := range m.Attachments {
+		out[i] = a.Data
 	}
-	for _, a := range m.Attachments {
-		if got := sha256.Sum256(a.Data); bytes.Equal(got[:], sum) {
-			return a.Data, nil
-		}
-	}
-	return nil, fmt.Errorf("no attachment of the raw mail has this content (%d attachments, part %d)", len(m.Attachments), part)
+	return out, nil
 }
 
 // message builds the stored form of a parsed message.
@@ -211,7 +202,7 @@ func (in *Ingester) message(r *RawMail, m *parse.Message, c classify.Result, d t
 		msg.Author = msg.From
 	}
 	for i, a := range m.Attachments {
-		// RawPart: the content stays in the raw mail, not copied (rawAttachment reads it back)
+		// RawPart: the content stays in the raw mail, not copied (rawAttachments reads it back)
 		msg.Attachments = append(msg.Attachments, tickets.Attachment{Filename: a.Filename, ContentType: a.ContentType,
 			ContentID: a.ContentID, Inline: a.Inline, Data: a.Data, RawPart: i + 1})
 	}

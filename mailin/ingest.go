@@ -274,8 +274,6 @@ func (in *Ingester) applyTx(ctx context.Context, b []prepared, savepoints bool) 
 						return err
 					}
 					return fmt.Errorf("%w: %v", errRetryWithSavepoints, err)
-				} else {
-					q.outcomeIs(len(outs))
 				}
 			}
 			if err != nil {
@@ -322,28 +320,18 @@ func (in *Ingester) applyOne(ctx context.Context, tx *tickets.Tx, p prepared, ou
 // a queued message's Message-ID) or concern it (machine mail) waits until the queue is written, so
 // every look-up still sees all that came before it. A nil queue creates nothing (savepoint mode).
 type createQueue struct {
-	items   []tickets.NewTicket
-	outs    []int           // the outcome index of each item
-	ids     map[string]bool // canonical Message-IDs of the queued messages
-	pending bool            // an item was added and its outcome index is not yet known
+	items []tickets.NewTicket // each with the message of its raw mail
+	ids   map[string]bool     // canonical Message-IDs of the queued messages
 }
 
-// add queues nt (apply).
-func (q *createQueue) add(nt tickets.NewTicket, messageID string) {
+// add queues nt, a ticket with the message of a raw mail (apply).
+func (q *createQueue) add(nt tickets.NewTicket) {
 	q.items = append(q.items, nt)
-	q.pending = true
-	if c := thread.CanonicalID(messageID); c != "" {
+	if c := thread.CanonicalID(nt.Message.MessageID); c != "" {
 		if q.ids == nil {
 			q.ids = map[string]bool{}
 		}
 		q.ids[c] = true
-	}
-}
-
-// outcomeIs records that the message just applied has outcome index i, if it queued a ticket.
-func (q *createQueue) outcomeIs(i int) {
-	if q != nil && q.pending {
-		q.outs, q.pending = append(q.outs, i), false
 	}
 }
 
@@ -355,9 +343,11 @@ func (q *createQueue) mustFlushBefore(p prepared) bool {
 	if p.class.Class.Automated() {
 		return true // a bounce names the original's Message-ID in its body, not its headers
 	}
-	for _, id := range append(append([]string{p.msg.MessageID}, p.msg.InReplyTo...), p.msg.References...) {
-		if q.ids[thread.CanonicalID(id)] {
-			return true
+	for _, ids := range [][]string{{p.msg.MessageID}, p.msg.InReplyTo, p.msg.References} {
+		for _, id := range ids {
+			if q.ids[thread.CanonicalID(id)] {
+				return true
+			}
 		}
 	}
 	return false
@@ -375,9 +365,15 @@ func (q *createQueue) flush(ctx context.Context, tx *tickets.Tx, outs []Outcome)
 		}
 		return fmt.Errorf("%w: %v", errRetryWithSavepoints, err)
 	}
+	byRaw := make(map[int64]*Outcome, len(outs)) // a queued ticket's outcome is its raw mail's
+	for i := range outs {
+		byRaw[outs[i].RawID] = &outs[i]
+	}
 	for i, c := range created {
-		o := &outs[q.outs[i]]
+		o := byRaw[*q.items[i].Message.RawMailID]
 		switch {
+		case o == nil:
+			return fmt.Errorf("queued ticket of raw mail %d has no outcome", *q.items[i].Message.RawMailID)
 		case errors.Is(c.Err, tickets.ErrDuplicateMail):
 			o.TicketKey, o.Reason = "", "already ingested"
 		case c.Err != nil:
@@ -386,7 +382,7 @@ func (q *createQueue) flush(ctx context.Context, tx *tickets.Tx, outs []Outcome)
 			o.TicketKey = c.Ticket.Key
 		}
 	}
-	q.items, q.outs, q.ids = q.items[:0], q.outs[:0], nil
+	q.items, q.ids = q.items[:0], nil
 	return nil
 }
 

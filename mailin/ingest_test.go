@@ -86,6 +86,16 @@ func (h *harness) count(q string, args ...any) int {
 	return n
 }
 
+// processByRaw is process with the outcomes by raw mail id.
+func (h *harness) processByRaw() map[int64]mailin.Outcome {
+	h.t.Helper()
+	out := map[int64]mailin.Outcome{}
+	for _, o := range h.process() {
+		out[o.RawID] = o
+	}
+	return out
+}
+
 func mailFrom(from, to, subject, msgID, extra, body string) string {
 	return fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\nMessage-ID: <%s>\nDate: Tue, 24 Nov 2026 09:00:00 +0000\n%sContent-Type: text/plain; charset=utf-8\n\n%s\n",
 		from, to, subject, msgID, extra, body)
@@ -286,12 +296,8 @@ func TestBadMessageIsQuarantinedAndBatchGoesOn(t *testing.T) {
 	bad := h.deliver("Subject: no sender at all\nMessage-ID: <nosender@x>\n\nbody\n")
 	h.deliver(mailFrom("g3@corp.example", "support@example.com", "three", "g3@corp.example", "", "three"))
 	empty := h.deliver("")
-	outs := h.process()
-	states := map[int64]string{}
-	for _, o := range outs {
-		states[o.RawID] = o.State
-	}
-	if states[bad] != mailin.StateQuarantined || states[empty] != mailin.StateQuarantined {
+	states := h.processByRaw()
+	if states[bad].State != mailin.StateQuarantined || states[empty].State != mailin.StateQuarantined {
 		t.Errorf("states %v: want the sender-less and the empty message quarantined", states)
 	}
 	if n := h.count(`SELECT count(*) FROM tickets`); n != 2 {
@@ -306,7 +312,7 @@ func TestBadMessageIsQuarantinedAndBatchGoesOn(t *testing.T) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("requeue: %v %v", ids, err)
 	}
-	outs = h.process()
+	outs := h.process()
 	if len(outs) != 1 || outs[0].State != mailin.StateQuarantined {
 		t.Errorf("replay outcome %+v", outs)
 	}
@@ -369,14 +375,10 @@ func TestTicketStatementFailureQuarantinesOnlyItsMessage(t *testing.T) {
 	good1 := h.deliver(mailFrom("k@corp.example", "support@example.com", "one", "k1@corp.example", "", "first"))
 	bad := h.deliver(mailFrom("k@corp.example", "support@example.com", "two", "k2@corp.example", "", "second"))
 	good2 := h.deliver(mailFrom("k@corp.example", "support@example.com", "three", "k3@corp.example", "", "third"))
-	outs := h.process()
-	states := map[int64]mailin.Outcome{}
-	for _, o := range outs {
-		states[o.RawID] = o
-	}
+	states := h.processByRaw()
 	if states[bad].State != mailin.StateQuarantined || states[good1].State != mailin.StateIngested ||
 		states[good2].State != mailin.StateIngested || states[good1].TicketKey == "" || states[good2].TicketKey == "" {
-		t.Fatalf("outcomes %+v: want the refused message quarantined and the other two ingested", outs)
+		t.Fatalf("outcomes %+v: want the refused message quarantined and the other two ingested", states)
 	}
 	if !strings.Contains(states[bad].Reason, "insert tickets") || !strings.Contains(states[bad].Reason, "refused by the test") {
 		t.Errorf("reason %q: want the ticket statement's error", states[bad].Reason)

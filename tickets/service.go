@@ -191,10 +191,10 @@ type newTicketRows struct {
 
 // joinList joins a list of addresses or Message-IDs for string_to_array(x, E'\n'); none may
 // contain a line break (parsed addresses and cleaned IDs never do).
-func joinList(what string, l []string) (string, error) {
+func joinList(l []string) (string, error) {
 	for _, v := range l {
-		if strings.ContainsAny(v, "\n") {
-			return "", fmt.Errorf("create ticket: %w: line break in %s %q", ErrInvalid, what, v)
+		if strings.Contains(v, "\n") {
+			return "", fmt.Errorf("create ticket: %w: line break in %q", ErrInvalid, v)
 		}
 	}
 	return strings.Join(l, "\n"), nil
@@ -230,6 +230,7 @@ func (t *Tx) CreateMany(ctx context.Context, ins []NewTicket) ([]Created, error)
 	out := make([]Created, n)
 	msgs := make([]Message, n)
 	parts := make([][]Participant, n)
+	var err error
 	for i, in := range ins {
 		if in.Prefix == "" || in.Queue == "" || in.Requester == "" {
 			return nil, fmt.Errorf("create ticket: %w: prefix, queue and requester are required", ErrInvalid)
@@ -270,18 +271,13 @@ func (t *Tx) CreateMany(ctx context.Context, ins []NewTicket) ([]Created, error)
 			*m = *in.Message
 			setMessageDefaults(m, t.now)
 		}
-		refs, err := joinList("reference", m.References)
-		if err != nil {
-			return nil, err
+		var lists [3]string // references, To, Cc
+		for j, l := range [][]string{m.References, m.To, m.Cc} {
+			if lists[j], err = joinList(l); err != nil {
+				return nil, err
+			}
 		}
-		to, err := joinList("address", m.To)
-		if err != nil {
-			return nil, err
-		}
-		cc, err := joinList("address", m.Cc)
-		if err != nil {
-			return nil, err
-		}
+		refs, to, cc := lists[0], lists[1], lists[2]
 		r.mHas, r.mRaw = append(r.mHas, in.Message != nil), append(r.mRaw, m.RawMailID)
 		r.mDir, r.mVis, r.mClass = append(r.mDir, string(m.Direction)), append(r.mVis, string(m.Visibility)), append(r.mClass, m.Class)
 		r.mAuthorKind, r.mAuthor = append(r.mAuthorKind, string(m.AuthorKind)), append(r.mAuthor, m.Author)
@@ -304,12 +300,10 @@ func (t *Tx) CreateMany(ctx context.Context, ins []NewTicket) ([]Created, error)
 	for rows.Next() {
 		var (
 			ord         int64
-			tk          Ticket
 			msgID, evID *int64
 		)
-		if err := rows.Scan(&ord, &tk.ID, &tk.Key, &tk.Prefix, &tk.Number, &tk.Kind, &tk.Status, &tk.Priority, &tk.Queue,
-			&tk.Requester, &tk.Assignee, &tk.Subject, &tk.Language, &tk.CreatedAt, &tk.UpdatedAt, &tk.FirstResponseAt,
-			&tk.ResolvedAt, &tk.ClosedAt, &msgID, &evID); err != nil {
+		tk, err := scanTicket(rows, &ord, &msgID, &evID)
+		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("insert tickets: %w", err)
 		}
@@ -318,7 +312,7 @@ func (t *Tx) CreateMany(ctx context.Context, ins []NewTicket) ([]Created, error)
 			rows.Close()
 			return nil, fmt.Errorf("insert tickets: unexpected row for ticket %d of %d", ord, n)
 		}
-		out[i].Ticket, evIDs[i] = &tk, *evID
+		out[i].Ticket, evIDs[i] = tk, *evID
 		if ins[i].Message != nil {
 			if msgID == nil {
 				out[i].Err = ErrDuplicateMail
@@ -369,7 +363,7 @@ func (t *Tx) CreateMany(ctx context.Context, ins []NewTicket) ([]Created, error)
 
 // createTicketsSQL is CreateMany's statement; its arguments are newTicketRows' columns ($1-$10 the
 // tickets, $11-$13 the contacts, $14 the time, $15-$17 the participants, $18-$38 the messages). It
-// returns each ticket with its position in the input, its message's id (NULL without one or when the
+// returns each ticket (ticketColumns) with its position in the input, its message's id (NULL without one or when the
 // raw mail is already a message) and its event's id.
 const createTicketsSQL = `
 	WITH n AS (
@@ -428,11 +422,10 @@ const createTicketsSQL = `
 		ORDER BY tn.ord
 		RETURNING id, ticket_id
 	)
-	SELECT tn.ord, tn.id, tn.key, tn.prefix, tn.number, tn.kind, tn.status, tn.priority, tn.queue, tn.requester,
-		coalesce(tn.assignee, ''), tn.subject, tn.language, tn.created_at, tn.updated_at, tn.first_response_at,
-		tn.resolved_at, tn.closed_at, m.id, e.id
-	FROM tn LEFT JOIN m ON m.ticket_id = tn.id LEFT JOIN e ON e.ticket_id = tn.id
-	ORDER BY tn.ord`
+	SELECT ` + ticketColumns + `, ord, message, event
+	FROM (SELECT tn.*, m.id AS message, e.id AS event
+	      FROM tn LEFT JOIN m ON m.ticket_id = tn.id LEFT JOIN e ON e.ticket_id = tn.id) AS created
+	ORDER BY ord`
 
 // AppendMessage adds a mail to a ticket. An inbound public message from the requester reopens a
 // pending or resolved ticket (recorded as before/after on the one event); a closed ticket refuses it
@@ -885,7 +878,7 @@ func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
 	var (
 		group  []*Attachment
 		owners []*Message
-		bytes  int
+		sent   int // content bytes the group's statement carries
 	)
 	for _, m := range msgs {
 		for i := range m.Attachments {
@@ -896,16 +889,17 @@ func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
 			if a.ContentType == "" {
 				a.ContentType = "application/octet-stream"
 			}
-			if len(group) > 0 && bytes > 0 && bytes+len(a.Data) > attachmentStatementBytes {
+			size := len(a.Data)
+			if keptInRaw(m, a) {
+				size = 0
+			}
+			if sent > 0 && sent+size > attachmentStatementBytes {
 				if err := insertAttachmentGroup(ctx, tx, group, owners); err != nil {
 					return err
 				}
-				group, owners, bytes = group[:0], owners[:0], 0
+				group, owners, sent = group[:0], owners[:0], 0
 			}
-			if a.RawPart <= 0 || m.RawMailID == nil { // its content goes into the statement
-				bytes += len(a.Data)
-			}
-			group, owners = append(group, a), append(owners, m)
+			group, owners, sent = append(group, a), append(owners, m), sent+size
 		}
 	}
 	if len(group) == 0 {
@@ -913,6 +907,9 @@ func insertAttachments(ctx context.Context, tx pgx.Tx, msgs ...*Message) error {
 	}
 	return insertAttachmentGroup(ctx, tx, group, owners)
 }
+
+// keptInRaw reports whether a's content stays in m's raw mail instead of being copied (Attachment.RawPart).
+func keptInRaw(m *Message, a *Attachment) bool { return a.RawPart > 0 && m.RawMailID != nil }
 
 // insertAttachmentGroup writes atts (of the messages owners) with one statement and sets their ids.
 // Content that came with a raw mail is stored as a reference to it (migration 0011).
@@ -933,8 +930,8 @@ func insertAttachmentGroup(ctx context.Context, tx pgx.Tx, atts []*Attachment, o
 		if !seen[string(a.SHA256)] { // each content once in the statement
 			seen[string(a.SHA256)] = true
 			sums, sizes = append(sums, a.SHA256), append(sizes, a.Size)
-			if raw := owners[i].RawMailID; raw != nil && a.RawPart > 0 {
-				data, rawIDs, rawParts = append(data, nil), append(rawIDs, raw), append(rawParts, int32(a.RawPart))
+			if keptInRaw(owners[i], a) {
+				data, rawIDs, rawParts = append(data, nil), append(rawIDs, owners[i].RawMailID), append(rawParts, int32(a.RawPart))
 			} else {
 				data, rawIDs, rawParts = append(data, a.Data), append(rawIDs, nil), append(rawParts, 0)
 			}

@@ -204,9 +204,14 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Ticket, error) {
 	return out, nil
 }
 
-const messageColumns = `id, ticket_id, raw_mail_id, direction, visibility, class, author_kind, author, message_id,
-	in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, coalesce(visible_text, body_text), body_html,
-	thread_reason, created_at`
+// messageColumns are what scanMessages reads; the HTML body sits between the text and the rest, so
+// conversationSQL can leave it out.
+const (
+	messageColumnsText = `id, ticket_id, raw_mail_id, direction, visibility, class, author_kind, author, message_id,
+	in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, coalesce(visible_text, body_text), `
+	messageColumnsRest = `thread_reason, created_at`
+	messageColumns     = messageColumnsText + `body_html, ` + messageColumnsRest
+)
 
 // Messages returns a ticket's messages, oldest first, with attachment metadata (not data).
 func (s *Store) Messages(ctx context.Context, ticketID int64) ([]*Message, error) {
@@ -254,10 +259,9 @@ func (s *Store) Conversation(ctx context.Context, ticketID int64) ([]*Message, [
 
 const messagesSQL = `SELECT ` + messageColumns + `, attachment_count FROM messages WHERE ticket_id = $1 ORDER BY id`
 
-// conversationSQL is messagesSQL without the HTML bodies (not read out of line) and attachments.
-const conversationSQL = `SELECT id, ticket_id, raw_mail_id, direction, visibility, class, author_kind, author, message_id,
-	in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, body_text, coalesce(visible_text, body_text), '',
-	thread_reason, created_at, 0 FROM messages WHERE ticket_id = $1 ORDER BY id`
+// conversationSQL is messagesSQL without the HTML bodies (not read out of line) and attachments
+// (an attachment count of 0).
+const conversationSQL = `SELECT ` + messageColumnsText + `'', ` + messageColumnsRest + `, 0 FROM messages WHERE ticket_id = $1 ORDER BY id`
 
 // scanMessages reads (and closes) the rows of messagesSQL: the messages, by id, and the ids of those
 // with attachments.
@@ -320,7 +324,7 @@ func (s *Store) attach(ctx context.Context, ticketID int64, byID map[int64]*Mess
 }
 
 // AttachmentData returns the stored content of an attachment by its SHA-256: the blob's data, or,
-// for an attachment of received mail (migration 0011), its part of the raw mail decoded by the
+// for an attachment of received mail (migration 0011), its part of the raw mail, decoded by the
 // function registered with RegisterRawAttachments and checked against the SHA-256.
 func (s *Store) AttachmentData(ctx context.Context, sha []byte) ([]byte, error) {
 	var (
@@ -346,24 +350,39 @@ func (s *Store) AttachmentData(ctx context.Context, sha []byte) ([]byte, error) 
 	if raw == nil {
 		return nil, errors.New("load blob: its raw mail holds no bytes")
 	}
-	if data, err = (*decode)(raw, int(*part), sha); err != nil {
+	parts, err := (*decode)(raw)
+	if err != nil {
 		return nil, fmt.Errorf("load blob from raw mail: %w", err)
 	}
-	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], sha) {
-		return nil, errors.New("load blob from raw mail: decoded content does not match its SHA-256")
+	if data = pickAttachment(parts, int(*part), sha); data == nil {
+		return nil, fmt.Errorf("load blob from raw mail: none of its %d attachments has this content", len(parts))
 	}
 	return data, nil
 }
 
-// RawAttachmentFunc returns the content of the attachment at 1-based position part of a raw mail,
-// or, when that one is not it, the attachment whose SHA-256 is sha.
-type RawAttachmentFunc func(raw []byte, part int, sha []byte) ([]byte, error)
+// pickAttachment returns the part-th (1-based) of a raw mail's attachment contents when it has the
+// SHA-256 sha, else the first that has it (a parser version that counts otherwise), else nil.
+func pickAttachment(parts [][]byte, part int, sha []byte) []byte {
+	has := func(b []byte) bool { sum := sha256.Sum256(b); return bytes.Equal(sum[:], sha) }
+	if part >= 1 && part <= len(parts) && has(parts[part-1]) {
+		return parts[part-1]
+	}
+	for i, b := range parts {
+		if i != part-1 && has(b) {
+			return b
+		}
+	}
+	return nil
+}
 
-var rawAttachments atomic.Pointer[RawAttachmentFunc]
+// RawAttachmentsFunc returns the contents of a raw mail's attachments, in the order parse finds them.
+type RawAttachmentsFunc func(raw []byte) ([][]byte, error)
+
+var rawAttachments atomic.Pointer[RawAttachmentsFunc]
 
 // RegisterRawAttachments sets how AttachmentData decodes attachments kept in raw mail. The package
 // that parses mail (mailin) registers it when it is linked in, as it is wherever raw mail is ingested.
-func RegisterRawAttachments(f RawAttachmentFunc) { rawAttachments.Store(&f) }
+func RegisterRawAttachments(f RawAttachmentsFunc) { rawAttachments.Store(&f) }
 
 // Events returns a ticket's audit log, oldest first.
 func (s *Store) Events(ctx context.Context, ticketID int64) ([]*Event, error) {

@@ -15,7 +15,10 @@ const MaxIDLength = 996
 // (CleanID) so that replies quote them exactly; look-ups compare lower(stored) with CanonicalID.
 // CanonicalID(CanonicalID(x)) == CanonicalID(x).
 func CanonicalID(id string) string {
-	return strings.ToLower(CleanID(id))
+	if c := strings.ToLower(CleanID(id)); len(c) <= MaxIDLength { // lower-casing may lengthen a few letters
+		return c
+	}
+	return ""
 }
 
 // CleanID returns a Message-ID as deskd stores it: whitespace (including folding CRLF, RFC 5322
@@ -48,13 +51,13 @@ func CleanID(id string) string {
 //   - accepts a bracketed ID without "@", and takes the last "<" of "<junk <id@host>";
 //   - accepts bare IDs without brackets when they look like id-left@id-right, trimming trailing
 //     ".", ";" and ":" (so "a@b, c@d" yields two IDs), and an unterminated "<id@host";
-//   - drops IDs longer than MaxIDLength.
+//   - drops IDs longer than MaxIDLength (CleanID).
 func ParseIDList(header string) []string {
 	var out []string
 	seen := make(map[string]bool)
 	add := func(raw string) {
 		id := CanonicalID(raw)
-		if id == "" || len(id) > MaxIDLength || seen[id] {
+		if id == "" || seen[id] {
 			return
 		}
 		seen[id] = true

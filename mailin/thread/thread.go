@@ -194,7 +194,7 @@ func splitIDs(elems []string) []string {
 	for _, e := range elems {
 		if parsed := ParseIDList(e); len(parsed) > 0 {
 			ids = append(ids, parsed...)
-		} else if id := CanonicalID(e); id != "" && len(id) <= MaxIDLength {
+		} else if id := CanonicalID(e); id != "" {
 			ids = append(ids, id) // a bare ID without "@"
 		}
 	}
